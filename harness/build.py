@@ -1,0 +1,485 @@
+"""Configure and compile one (tree, profile) build cell inside a container, with a trustworthy record.
+
+Flow: image -> fetch source -> patch queue -> build key -> cache hit? -> configure -> ninja -> artifacts.
+
+* Build key = sha256 over (source digest, patch-queue digest, configure flags, ninja targets, image id).
+  A finished, passing build with the same key is a cache hit and is not rebuilt.
+* Layout under the cache: ``builds/<key16>/`` with ``build.json`` (written when the build starts,
+  completed when it ends, so it survives a kill), ``reproduce.sh`` (written before the build starts),
+  ``build.log``, ``obj/`` (meson build dir) and ``artifacts/{bin,share}``. Patched trees are shared
+  under ``patched/<digest16>/``; ccache lives in ``ccache/``.
+* The container: non-root uid, source mounted read-only at ``/src``, build dir at ``/build``, ccache at
+  ``/ccache`` (fixed paths, so ccache hits across trees: QEMU compiles with ``-g``), no network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness import patches as patchq
+from harness.containers import Engine, ImageRef, Mount, RunResult
+from harness.errors import HarnessError, InfraError
+from harness.matrix import BuildCell
+from harness.results import write_json_atomic
+from harness.sources import fetch_tree
+
+BUILD_UID = "1000:1000"  # builds never run as root; the host side chowns the writable dirs to it
+CONTAINER_PATH = "/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
+CCACHE_KEYS = ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss")
+
+
+@dataclass
+class Artifact:
+    """What a scenario needs to run one QEMU of a build cell."""
+
+    cell_id: str
+    image: ImageRef
+    binary: str  # path inside the container (built: relative to host_dir)
+    host_dir: Path | None  # built artifacts folder to mount; None for prebuilt
+    version: str
+
+
+@dataclass
+class BuildOutcome:
+    cell_id: str
+    record: dict
+    record_path: Path | None
+    artifact: Artifact | None
+
+    @property
+    def ok(self) -> bool:
+        return self.record.get("verdict") == "pass"
+
+
+def build_key(
+    source_digest: str, series_digest: str, configure: list[str], targets: list[str], image_id: str
+) -> str:
+    blob = json.dumps(
+        {
+            "source": source_digest,
+            "series": series_digest,
+            "configure": configure,
+            "targets": targets,
+            "image": image_id,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Builder:
+    def __init__(
+        self,
+        engine: Engine,
+        cache_dir: Path,
+        patches_dir: Path,
+        base_dir: Path,
+        jobs: int | None = None,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.engine = engine
+        self.cache = cache_dir
+        self.patches_dir = patches_dir
+        self.base_dir = base_dir
+        self.jobs = jobs or os.cpu_count() or 2
+        self.progress = progress
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def build(self, cell: BuildCell) -> BuildOutcome:
+        if cell.tree.kind == "prebuilt":
+            return self._prebuilt(cell)
+        record: dict = {
+            "cell": cell.id,
+            "tree": cell.tree_name,
+            "kind": cell.tree.kind,
+            "profile": cell.profile_name,
+            "verdict": "running",
+            "stage": "fetch",
+            "started_at": _now(),
+            "durations": {},
+        }
+        started = time.monotonic()
+        try:
+            image = self.engine.ensure_image(cell.tree.image)
+            record["image"] = {"name": image.name, "tag": image.tag, "id": image.id}
+            t0 = time.monotonic()
+            source = fetch_tree(
+                cell.tree_name,
+                cell.tree,
+                self.cache,
+                engine=self.engine,
+                image=image,
+                base_dir=self.base_dir,
+                progress=self.progress,
+            )
+            record["durations"]["fetch_s"] = round(time.monotonic() - t0, 2)
+            record["source"] = {"digest": source.digest, **source.provenance}
+            record["stage"] = "patch"
+            queue = self._queue(cell)
+        except HarnessError as exc:
+            return self._early_failure(cell, record, exc, started)
+        profile = cell.profile
+        assert profile is not None
+        key = build_key(
+            source.digest,
+            queue.digest if queue else patchq.EMPTY_DIGEST,
+            profile.configure,
+            profile.targets,
+            image.id,
+        )
+        home = self.cache / "builds" / key[:16]
+        with _locked(home / ".lock"):
+            hit = self._cache_hit(home, cell)
+            if hit:
+                return hit
+            record.update(
+                {
+                    "key": key,
+                    "configure": profile.configure,
+                    "targets": profile.targets,
+                    "series": queue.describe() if queue else None,
+                    "cache_hit": False,
+                    "log": str(home / "build.log"),
+                }
+            )
+            return self._cold_build(cell, record, home, image, source.path, queue, started)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _queue(self, cell: BuildCell) -> patchq.PatchQueue | None:
+        return patchq.load_queue(self.patches_dir / cell.tree.patches) if cell.tree.patches else None
+
+    def _cache_hit(self, home: Path, cell: BuildCell) -> BuildOutcome | None:
+        path = home / "build.json"
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        binaries = record.get("artifacts", {}).get("binaries", [])
+        if record.get("verdict") != "pass" or not binaries:
+            return None
+        if not all((home / "artifacts" / "bin" / b).is_file() for b in binaries):
+            return None
+        record["cache_hit"] = True
+        self.progress(f"build {cell.id}: cache hit ({home.name}, built {record.get('finished_at')})")
+        return BuildOutcome(cell.id, record, path, self._artifact(cell, record, home))
+
+    def _artifact(self, cell: BuildCell, record: dict, home: Path) -> Artifact:
+        image = ImageRef(**record["image"])
+        binary = "bin/" + record["artifacts"]["binaries"][0]
+        for name in record["artifacts"]["binaries"]:
+            if name == "qemu-system-x86_64":
+                binary = "bin/" + name
+        return Artifact(cell.id, image, binary, home / "artifacts", record.get("qemu_version", ""))
+
+    def _cold_build(
+        self,
+        cell: BuildCell,
+        record: dict,
+        home: Path,
+        image: ImageRef,
+        pristine: Path,
+        queue: patchq.PatchQueue | None,
+        started: float,
+    ) -> BuildOutcome:
+        record_path = home / "build.json"
+        obj, ccache = home / "obj", self.cache / "ccache"
+        for folder in (obj, ccache, home / "artifacts"):
+            folder.mkdir(parents=True, exist_ok=True)
+        log_path = home / "build.log"
+        log = log_path.open("w", encoding="utf-8")
+        try:
+            source = self._patched_tree(pristine, queue, record)
+            record["source_dir"] = str(source)
+            if record["series"] is not None and any(
+                s["status"] != "applied" for s in record["series"]["statuses"]
+            ):
+                return self._finish(
+                    cell, record, record_path, home, "fail", started, error="a patch did not apply"
+                )
+            _chown_tree(obj, BUILD_UID)
+            _chown_tree(ccache, BUILD_UID)
+            (home / "reproduce.sh").write_text(
+                reproduce_script(
+                    cell.id, record["key"], image, source, record["configure"], record["targets"], self.jobs
+                )
+            )
+            (home / "reproduce.sh").chmod(0o755)
+            write_json_atomic(record_path, record)
+            mounts = [Mount(source, "/src", read_only=True), Mount(obj, "/build"), Mount(ccache, "/ccache")]
+            with self.engine.session(
+                image, mounts=mounts, network=False, user=BUILD_UID, env=build_env(), label=f"build {cell.id}"
+            ) as box:
+                record["compiler"] = (box.exec(["cc", "--version"]).output.splitlines() or [""])[0]
+                before = _ccache_stats(box)
+                record["stage"] = "configure"
+                write_json_atomic(record_path, record)
+                result = self._step(box, log, "configure", ["/src/configure", *record["configure"]], record)
+                if result.exit_code != 0:
+                    return self._finish(cell, record, record_path, home, "fail", started, log_result=result)
+                record["stage"] = "compile"
+                write_json_atomic(record_path, record)
+                ninja = ["ninja", "-j", str(self.jobs), *record["targets"]]
+                result = self._step(box, log, "build", ninja, record, progress=cell.id)
+                record["ccache"] = _ccache_delta(before, _ccache_stats(box))
+                if result.exit_code != 0:
+                    if re.search(r"undefined reference|ld returned|collect2", result.output):
+                        record["stage"] = "link"
+                    return self._finish(cell, record, record_path, home, "fail", started, log_result=result)
+                record["stage"] = "install"
+                binaries = _collect(obj, home / "artifacts")
+                if not binaries:
+                    return self._finish(
+                        cell,
+                        record,
+                        record_path,
+                        home,
+                        "fail",
+                        started,
+                        error="ninja succeeded but produced no qemu-system-* binary",
+                    )
+                record["artifacts"] = {"dir": str(home / "artifacts"), "binaries": binaries}
+                version = box.exec([f"/build/{binaries[0]}", "--version"])
+                record["qemu_version"] = version.output.splitlines()[0] if version.output else ""
+                if version.exit_code != 0:
+                    return self._finish(
+                        cell,
+                        record,
+                        record_path,
+                        home,
+                        "fail",
+                        started,
+                        error=f"{binaries[0]} --version failed: {version.output[-400:]}",
+                    )
+            record["stage"] = None
+            return self._finish(cell, record, record_path, home, "pass", started)
+        except InfraError as exc:
+            record["stage"] = "infra"
+            return self._finish(cell, record, record_path, home, "error", started, error=str(exc))
+        except OSError as exc:
+            record["stage"] = "infra"
+            return self._finish(
+                cell,
+                record,
+                record_path,
+                home,
+                "error",
+                started,
+                error=f"{exc.strerror or exc} ({exc.filename or home})",
+            )
+        finally:
+            log.close()
+
+    def _patched_tree(self, pristine: Path, queue: patchq.PatchQueue | None, record: dict) -> Path:
+        if queue is None or not queue.patches:
+            return pristine
+        digest = hashlib.sha256(f"{record['source']['digest']} {queue.digest}".encode()).hexdigest()
+        target = self.cache / "patched" / digest[:16]
+        with _locked(target.with_suffix(".lock")):
+            done = target.with_suffix(".json")
+            if target.is_dir() and done.is_file():
+                record["series"] = json.loads(done.read_text())
+                return target
+            self.progress(f"patch: copying tree and applying queue {queue.name} ({len(queue.patches)})")
+            staging = target.with_name(target.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(pristine, staging, symlinks=True)
+            result = patchq.apply_queue(queue, staging)
+            record["series"] = result.to_json()
+            if not result.ok:
+                shutil.rmtree(staging, ignore_errors=True)
+                return pristine
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+            write_json_atomic(done, record["series"])
+            return target
+
+    def _step(
+        self, box, log, name: str, argv: list[str], record: dict, progress: str | None = None
+    ) -> RunResult:
+        log.write(f"$ {shlex.join(argv)}\n")
+        log.flush()
+        state = {"last": 0.0}
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            match = PROGRESS.match(line)
+            if progress and match and time.monotonic() - state["last"] > 5:
+                state["last"] = time.monotonic()
+                self.progress(f"build {progress}: [{match.group(1)}/{match.group(2)}]")
+
+        self.progress(f"{name}: {shlex.join(argv)[:160]}")
+        t0 = time.monotonic()
+        result = box.exec(argv, workdir="/build", on_line=on_line)
+        record["durations"][f"{name}_s"] = round(time.monotonic() - t0, 2)
+        log.write(f"[exit {result.exit_code}]\n")
+        log.flush()
+        return result
+
+    def _finish(
+        self,
+        cell: BuildCell,
+        record: dict,
+        path: Path,
+        home: Path,
+        verdict: str,
+        started: float,
+        log_result: RunResult | None = None,
+        error: str | None = None,
+    ) -> BuildOutcome:
+        record["verdict"] = verdict
+        record["finished_at"] = _now()
+        record["durations"]["total_s"] = round(time.monotonic() - started, 2)
+        if error:
+            record["error"] = error
+        if log_result is not None:
+            record["log_tail"] = log_result.output.splitlines()[-40:]
+        write_json_atomic(path, record)
+        artifact = self._artifact(cell, record, home) if verdict == "pass" else None
+        return BuildOutcome(cell.id, record, path, artifact)
+
+    def _early_failure(
+        self, cell: BuildCell, record: dict, exc: HarnessError, started: float
+    ) -> BuildOutcome:
+        record["verdict"] = "error" if isinstance(exc, InfraError) else "fail"
+        if isinstance(exc, InfraError):
+            record["stage"] = "infra"
+        record["error"] = exc.message
+        record["hint"] = exc.hint
+        record["finished_at"] = _now()
+        record["durations"]["total_s"] = round(time.monotonic() - started, 2)
+        return BuildOutcome(cell.id, record, None, None)
+
+    def _prebuilt(self, cell: BuildCell) -> BuildOutcome:
+        record: dict = {
+            "cell": cell.id,
+            "tree": cell.tree_name,
+            "kind": "prebuilt",
+            "profile": "prebuilt",
+            "started_at": _now(),
+            "cache_hit": True,
+            "durations": {},
+        }
+        try:
+            image = self.engine.ensure_image(cell.tree.image)
+            record["image"] = {"name": image.name, "tag": image.tag, "id": image.id}
+            binary = cell.tree.binary or "/usr/bin/qemu-system-x86_64"
+            with self.engine.session(image, label=f"version {cell.id}") as box:
+                version = box.exec([binary, "--version"])
+        except HarnessError as exc:
+            return self._early_failure(cell, record, exc, time.monotonic())
+        record["qemu_version"] = version.output.splitlines()[0] if version.output else ""
+        record["binary"] = binary
+        record["verdict"] = "pass" if version.exit_code == 0 else "fail"
+        record["stage"] = None if version.exit_code == 0 else "install"
+        if version.exit_code != 0:
+            record["error"] = f"{binary} --version failed: {version.output[-400:]}"
+        record["finished_at"] = _now()
+        artifact = (
+            Artifact(cell.id, image, binary, None, record["qemu_version"]) if version.exit_code == 0 else None
+        )
+        return BuildOutcome(cell.id, record, None, artifact)
+
+
+def build_env() -> dict[str, str]:
+    return {
+        "PATH": CONTAINER_PATH,
+        "CCACHE_DIR": "/ccache",
+        "HOME": "/tmp",
+        "TEST_DIR": "/build/tests-scratch",
+        "LANG": "C.UTF-8",
+    }
+
+
+def _chown_tree(path: Path, owner: str) -> None:
+    if os.geteuid() != 0:
+        return
+    uid, gid = (int(x) for x in owner.split(":"))
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(root, name), uid, gid)
+
+
+def _ccache_stats(box) -> dict[str, int]:
+    result = box.exec(["ccache", "--print-stats"])
+    stats = {}
+    for line in result.output.splitlines():
+        key, _, value = line.partition("\t")
+        if key in CCACHE_KEYS and value.strip().isdigit():
+            stats[key] = int(value)
+    return stats
+
+
+def _ccache_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    delta = {key: after.get(key, 0) - before.get(key, 0) for key in CCACHE_KEYS}
+    hits = delta["direct_cache_hit"] + delta["preprocessed_cache_hit"]
+    total = hits + delta["cache_miss"]
+    delta["hit_rate_pct"] = round(100 * hits / total) if total else 0
+    return delta
+
+
+def _collect(obj: Path, artifacts: Path) -> list[str]:
+    """Copy qemu-system-* binaries and the firmware the build produced; return the binary names."""
+    (artifacts / "bin").mkdir(parents=True, exist_ok=True)
+    names = []
+    for binary in sorted(obj.glob("qemu-system-*")):
+        if binary.is_file() and os.access(binary, os.X_OK) and "." not in binary.name:
+            shutil.copy2(binary, artifacts / "bin" / binary.name)
+            names.append(binary.name)
+    share = artifacts / "share"
+    share.mkdir(exist_ok=True)
+    for blob in sorted((obj / "pc-bios").glob("*")) if (obj / "pc-bios").is_dir() else []:
+        if blob.is_file() and blob.suffix in {".bin", ".rom", ".img", ".fd", ".dtb", ".elf"}:
+            shutil.copy2(blob, share / blob.name)
+    return names
+
+
+def reproduce_script(
+    cell_id: str, key: str, image: ImageRef, source: Path, configure: list[str], targets: list[str], jobs: int
+) -> str:
+    inner = (
+        shlex.join(["/src/configure", *configure]) + " && " + shlex.join(["ninja", "-j", str(jobs), *targets])
+    )
+    env = " ".join(f"-e {shlex.quote(k + '=' + v)}" for k, v in build_env().items() if k != "CCACHE_DIR")
+    return f"""#!/bin/sh
+# Reruns build {cell_id} (key {key[:16]}) exactly: same image, patched source and flags, no network.
+# Usage: reproduce.sh [BUILD_DIR]   (default: a fresh temporary directory; ccache is not used)
+set -eu
+build_dir=${{1:-$(mktemp -d)}}
+chown {BUILD_UID} "$build_dir" 2>/dev/null || true
+exec docker run --rm --init --network none --user {BUILD_UID} \\
+  -v {shlex.quote(str(source))}:/src:ro -v "$build_dir":/build -w /build \\
+  {env} -e CCACHE_DISABLE=1 \\
+  {image.id} sh -c {shlex.quote(inner)}
+"""

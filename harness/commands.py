@@ -1,0 +1,171 @@
+"""The work behind each CLI command: matrix -> cells -> builds -> scenarios -> run store.
+
+Each function takes the parsed arguments and returns the process exit code. Results are stored as soon
+as each cell is known, so an interruption loses nothing already finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from harness import matrix as mx
+from harness.build import Builder, BuildOutcome
+from harness.containers import Engine
+from harness.results import RunStore, ScenarioResult, new_run_id, update_latest
+from harness.runner import CellPlan, run_cell
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OK_VERDICTS = {"pass", "unsupported"}
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _selection(args: argparse.Namespace) -> tuple[mx.Matrix, list[mx.BuildCell], list[mx.ScenarioCell]]:
+    matrix = mx.load_matrix(args.matrix)
+    builds, scenarios = mx.select(matrix, args.cells)
+    return matrix, builds, scenarios
+
+
+def list(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
+    matrix, builds, scenarios = _selection(args)
+    _say(f"# {_rel(matrix.path)}: {len(builds)} build cell(s), {len(scenarios)} scenario cell(s)")
+    for cell in builds:
+        _say(f"build    {cell.id}  [{cell.tree.kind}, image {cell.tree.image}]")
+    for cell in scenarios:
+        extra = f"  (target {cell.target.id})" if cell.target else ""
+        _say(f"scenario {cell.id}{extra}")
+    return 0
+
+
+def _store(args: argparse.Namespace) -> RunStore:
+    run_id = args.run_id or new_run_id()
+    root = args.reports / run_id
+    root.mkdir(parents=True, exist_ok=True)
+    update_latest(args.reports, run_id)
+    return RunStore(root)
+
+
+def _builder(args: argparse.Namespace, matrix: mx.Matrix, engine: Engine) -> Builder:
+    args.cache.mkdir(parents=True, exist_ok=True)
+    return Builder(
+        engine,
+        args.cache.resolve(),
+        REPO_ROOT / "patches",
+        matrix.path.parent,
+        jobs=args.jobs or matrix.settings.build_jobs,
+        progress=_say,
+    )
+
+
+def _run_builds(builder: Builder, store: RunStore, cells: list[mx.BuildCell]) -> dict[str, BuildOutcome]:
+    outcomes: dict[str, BuildOutcome] = {}
+    for number, cell in enumerate(cells, start=1):
+        _say(f"[build {number}/{len(cells)}] {cell.id}")
+        outcome = builder.build(cell)
+        store.save_build(cell.id, outcome.record)
+        outcomes[cell.id] = outcome
+        record = outcome.record
+        if outcome.ok:
+            how = "cache hit" if record.get("cache_hit") else f"{record['durations'].get('total_s', 0):.0f}s"
+            _say(f"  pass  {cell.id}  ({how}) {record.get('qemu_version', '')}")
+        else:
+            _say(
+                f"  {record.get('verdict', 'fail').upper()}  {cell.id}  stage {record.get('stage')}: "
+                f"{record.get('error', '')}"
+            )
+            for line in record.get("log_tail", [])[-12:]:
+                _say(f"    | {line}")
+            if record.get("hint"):
+                _say(f"    fix: {record['hint']}")
+    return outcomes
+
+
+def build(args: argparse.Namespace) -> int:
+    matrix, builds, _ = _selection(args)
+    engine = Engine.connect(progress=_say)
+    engine.remove_orphans()
+    store = _store(args)
+    outcomes = _run_builds(_builder(args, matrix, engine), store, builds)
+    failed = [cid for cid, out in outcomes.items() if not out.ok]
+    _say(f"builds: {len(outcomes) - len(failed)} passed, {len(failed)} failed  (records: {_rel(store.root)})")
+    return 1 if failed else 0
+
+
+def _reproduce(args: argparse.Namespace, cell: mx.ScenarioCell) -> str:
+    return shlex.join(
+        [sys.executable, "-m", "harness", "test", "--matrix", _rel(args.matrix), "--cells", cell.id]
+    )
+
+
+def test(args: argparse.Namespace) -> int:
+    matrix, builds, scenarios = _selection(args)
+    engine = Engine.connect(progress=_say)
+    engine.remove_orphans()
+    store = _store(args)
+    outcomes = _run_builds(_builder(args, matrix, engine), store, builds)
+    results: list[ScenarioResult] = []
+    started = time.monotonic()
+    for number, cell in enumerate(scenarios, start=1):
+        _say(f"[scenario {number}/{len(scenarios)}] {cell.id}")
+        source = outcomes[cell.build.id]
+        target = outcomes[cell.target.id] if cell.target else None
+        broken = [o for o in (source, target) if o is not None and not o.ok]
+        if broken:
+            result = ScenarioResult.error(
+                cell.id,
+                f"build {broken[0].cell_id} did not pass ({broken[0].record.get('stage')}): no QEMU to run",
+            )
+            result.reproduce = _reproduce(args, cell)
+            store.save_scenario(result)
+        else:
+            plan = CellPlan(
+                cell, source.artifact, target.artifact if target else None, _reproduce(args, cell)
+            )
+            result = run_cell(engine, plan, store, matrix.settings, progress=_say)
+        results.append(result)
+        first = result.reason.splitlines()[0] if result.reason else ""
+        _say(f"  {result.verdict.upper():<11} {cell.id}  {_pause(result)}{first}")
+    store.write_summary([c.id for c in scenarios])
+    _print_table(results, time.monotonic() - started, store)
+    bad = [r for r in results if r.verdict not in OK_VERDICTS]
+    build_bad = [o for o in outcomes.values() if not o.ok]
+    return 1 if bad or build_bad else 0
+
+
+def _pause(result: ScenarioResult) -> str:
+    pause = result.timings.get("pause_ms")
+    return f"pause {pause:.1f} ms  " if pause is not None else ""
+
+
+def _print_table(results: list[ScenarioResult], elapsed: float, store: RunStore) -> None:
+    width = max([len(r.cell_id) for r in results] + [4])
+    _say("")
+    _say(f"{'cell':<{width}}  {'verdict':<11}  {'pause ms':>9}  {'time s':>7}  first failed check / reason")
+    for r in results:
+        pause = r.timings.get("pause_ms")
+        failed = next((c for c in r.checks if c.verdict == "fail"), None)
+        why = (
+            f"{failed.name}: {failed.observed}" if failed else (r.reason.splitlines()[0] if r.reason else "")
+        )
+        _say(
+            f"{r.cell_id:<{width}}  {r.verdict:<11}  {'' if pause is None else f'{pause:.1f}':>9}  "
+            f"{r.timings.get('total_s', 0):>7.1f}  {why[:90]}"
+        )
+    counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "fail", "unsupported", "error")}
+    _say(
+        f"scenarios: {counts['pass']} passed, {counts['fail']} failed, {counts['unsupported']} unsupported, "
+        f"{counts['error']} error in {elapsed:.0f}s  (results: {_rel(store.root)})"
+    )

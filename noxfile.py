@@ -1,0 +1,69 @@
+"""Front door of cpr-harness. Sessions only call ``python -m harness ...`` (or pytest / ruff).
+
+    nox -s build test                         # default matrix: build upstream QEMU, run every scenario
+    nox -s build -- --matrix matrices/smoke.yaml --cells 'debian-11.1/*'
+    nox -s selftest                           # our own tests (what .ci/run runs)
+
+Posargs are passed to the harness. ``build`` and ``test`` of one nox invocation share a run folder
+under ``reports/`` (CPR_RUN_ID).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "selftest"]
+
+RUN_ID = os.environ.get("CPR_RUN_ID") or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+def _harness(session: nox.Session, command: str) -> None:
+    _install(session)
+    session.run("python", "-m", "harness", command, *session.posargs, env={"CPR_RUN_ID": RUN_ID})
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the selected trees in containers (cache hits are not rebuilt)."""
+    _harness(session, "build")
+
+
+@nox.session
+def test(session: nox.Session) -> None:
+    """Run the selected scenario cells on what was built (builds first when needed)."""
+    _harness(session, "test")
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Render reports from stored results only (no Docker, no QEMU)."""
+    _harness(session, "report")
+
+
+@nox.session
+def provision(session: nox.Session) -> None:
+    """Install and start a Docker engine (root on Debian/Ubuntu); idempotent."""
+    _harness(session, "provision")
+
+
+@nox.session
+def selftest(session: nox.Session) -> None:
+    """The harness's own tests: unit + integration on the real engine and real QEMU."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", *(session.posargs or ["-ra"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py", "bench")

@@ -1,0 +1,67 @@
+"""User errors end in one clear message and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import run_harness
+
+from harness.containers import host_debian_mirror
+
+
+def test_list_default_matrix() -> None:
+    done = run_harness("list")
+    assert done.returncode == 0, done.stderr
+    assert "build    upstream-10.2/lean" in done.stdout
+    assert "scenario upstream-10.2/lean/cpr-exec/tcg" in done.stdout
+
+
+def test_bad_yaml_key_names_file_line_and_key(tmp_path: Path) -> None:
+    matrix = Path(__file__).resolve().parent.parent / "matrices" / "smoke.yaml"
+    bad = matrix.parent / "_test_bad.yaml"
+    bad.write_text(matrix.read_text().replace("    binary: /usr/bin/qemu-system-x86_64\n",
+                                              "    binary: /usr/bin/qemu-system-x86_64\n    colour: red\n", 1))
+    try:
+        done = run_harness("list", "--matrix", str(bad))
+    finally:
+        bad.unlink()
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "_test_bad.yaml:" in done.stderr and "colour" in done.stderr
+
+
+def test_selector_matching_nothing_lists_cells() -> None:
+    done = run_harness("list", "--cells", "no-such-tree/*")
+    assert done.returncode == 2
+    assert "no-such-tree/*" in done.stderr and "upstream-10.2/lean" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_matrix_file() -> None:
+    done = run_harness("list", "--matrix", "matrices/does-not-exist.yaml")
+    assert done.returncode == 2 and "does-not-exist.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_no_docker_engine_is_an_infra_error(tmp_path: Path) -> None:
+    done = run_harness("build", "--matrix", "matrices/smoke.yaml", "--cache", str(tmp_path / "c"),
+                       "--reports", str(tmp_path / "r"), env={"DOCKER_HOST": f"unix://{tmp_path}/nope.sock"})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no Docker engine answers" in done.stderr and "nox -s provision" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_host_debian_mirror_reads_deb822_and_one_line(tmp_path: Path) -> None:
+    release = tmp_path / "os-release"
+    release.write_text('ID=debian\nVERSION_CODENAME=bookworm\n')
+    apt = tmp_path / "apt"
+    (apt / "sources.list.d").mkdir(parents=True)
+    (apt / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n")
+    assert host_debian_mirror(release, apt) == "http://mirror.example/debian"
+    (apt / "sources.list.d" / "debian.sources").unlink()
+    (apt / "sources.list").write_text("deb [arch=amd64] http://other.example/debian bookworm main\n")
+    assert host_debian_mirror(release, apt) == "http://other.example/debian"
+    (apt / "sources.list").write_text("# nothing\n")
+    assert host_debian_mirror(release, apt) is None

@@ -1,0 +1,281 @@
+"""Scenarios: the spec, the guard rails, and every mode run for real in containers of the run images.
+
+The container tests need a Docker engine and the images named by ``CPR_TEST_IMAGE_1011`` (QEMU 11.1.x)
+and ``CPR_TEST_IMAGE_100`` (QEMU 10.0.x); they are skipped cleanly otherwise. Every container is started
+with ``--rm``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("qemu.qmp")
+
+from harness.scenarios import ScenarioSpec, run_scenario  # noqa: E402
+from harness.scenarios.guards import argv_problems, spec_problems  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_1011 = os.environ.get("CPR_TEST_IMAGE_1011", "cpr-dev/qemu-trixie-backports")
+IMAGE_100 = os.environ.get("CPR_TEST_IMAGE_100", "cpr-dev/qemu-trixie")
+MODES = ["boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec"]
+PS_MARK = "::processes-after-the-driver::"
+
+
+# ---- pure unit tests ----
+def test_spec_json_round_trip_and_defaults():
+    spec = ScenarioSpec.from_json({"cell_id": "t/p/cpr-exec/kvm", "scenario": "cpr-exec", "accel": "kvm"})
+    assert spec.guest_ram_mb == 256 and spec.step_timeout_s == 60 and spec.default_devices is False
+    assert spec.guard_rails and spec.shared_ram and not spec.kill_source_during_migration
+    assert spec.extra_dst_args == [] and spec.dst_qemu == ""
+    again = ScenarioSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert again == spec
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"cell_id": "a/b/c/d", "scenario": "normal", "bogus": 1}, "unknown spec key(s): bogus"),
+        ({"scenario": "normal"}, "missing spec key(s): cell_id"),
+        ({"cell_id": "a/b/c/d", "scenario": "postcopy"}, "scenario 'postcopy' is not one of"),
+        ({"cell_id": "a/b/c/d", "scenario": "normal", "accel": "hvf"}, "accel 'hvf' is not one of"),
+        (
+            {"cell_id": "a/b/c/d", "scenario": "normal", "extra_dst_args": "x"},
+            "extra_dst_args must be a list",
+        ),
+    ],
+)
+def test_spec_rejects_bad_input(raw, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ScenarioSpec.from_json(raw)
+
+
+@pytest.mark.parametrize("mode", ["cpr-transfer", "cpr-exec"])
+def test_guard_rail_refuses_unshared_ram_for_fd_passing_modes(mode):
+    spec = ScenarioSpec(cell_id="a/b/c/d", scenario=mode, shared_ram=False)
+    (problem,) = spec_problems(spec)
+    assert "shared memory backend" in problem and "zeroed RAM" in problem
+    spec.guard_rails = False
+    assert spec_problems(spec) == []
+
+
+@pytest.mark.parametrize("mode", ["boot", "normal", "cpr-reboot"])
+def test_unshared_ram_is_fine_for_modes_that_copy_it(mode):
+    assert spec_problems(ScenarioSpec(cell_id="a/b/c/d", scenario=mode, shared_ram=False)) == []
+
+
+def test_argv_problems_name_the_side():
+    (p,) = argv_problems("destination", ["qemu", "-m", "1G", "disk.img"])
+    assert p.startswith("destination argv: argument 3 'disk.img' is positional")
+
+
+def test_refused_spec_gives_error_without_starting_qemu(tmp_path):
+    spec = ScenarioSpec(
+        cell_id="t/p/cpr-exec/tcg", scenario="cpr-exec", shared_ram=False, workdir=str(tmp_path)
+    )
+    r = run_scenario(spec)
+    assert r.verdict == "error"
+    assert r.reason.startswith("refused by guard rail: cpr-exec needs guest RAM in a shared memory backend")
+    assert not [s for s in r.steps if s.name.startswith("start")]
+    assert r.qmp == []
+
+
+def test_main_writes_an_error_result_for_a_bad_spec(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps({"cell_id": "t/p/normal/tcg", "scenario": "nope"}))
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.scenarios", str(tmp_path / "spec.json"), str(out)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    r = json.loads(out.read_text())
+    assert r["verdict"] == "error" and "scenario 'nope'" in r["reason"] and r["cell_id"] == "t/p/normal/tcg"
+
+
+# ---- real QEMU in containers ----
+def _have_image(image: str) -> bool:
+    if not shutil.which("docker"):
+        return False
+    probe = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def _kvm_usable() -> bool:
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError:
+        return False
+    return True
+
+
+def run_in_container(image: str, tmp_path: Path, spec: dict, *, kvm: bool = False) -> tuple[dict, list[str]]:
+    """Run one scenario the way the runner does; returns (result JSON, qemu/zombie processes left after)."""
+    if not _have_image(image):
+        pytest.skip(f"no Docker engine or no image {image}")
+    (tmp_path / "spec.json").write_text(json.dumps({"workdir": "/work", **spec}))
+    script = (
+        "python3 -m harness.scenarios /work/spec.json /work/result.json; "
+        f"echo {PS_MARK}; ps -eo pid=,stat=,comm="
+    )
+    argv = ["docker", "run", "--rm", "--init", "--shm-size", "1g", "--network", "none",
+            "-v", f"{REPO}:/opt/cpr-harness:ro", "-v", f"{tmp_path}:/work",
+            "-e", "PYTHONPATH=/opt/cpr-harness", "-e", "PYTHONDONTWRITEBYTECODE=1"]  # fmt: skip
+    if kvm:
+        argv += ["--device", "/dev/kvm"]
+    proc = subprocess.run([*argv, image, "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    assert PS_MARK in proc.stdout, proc.stdout + proc.stderr
+    after = proc.stdout.split(PS_MARK, 1)[1].split("\n")
+    leftovers = [
+        ln.strip() for ln in after if "qemu" in ln or (ln.split()[1:2] and ln.split()[1].startswith("Z"))
+    ]
+    result = json.loads((tmp_path / "result.json").read_text())
+    return result, leftovers
+
+
+def _failed(result: dict) -> str:
+    bad = [f"{c['name']}: {c['observed']}" for c in result["checks"] if c["verdict"] == "fail"]
+    return f"{result['verdict']}: {result['reason']} {bad}"
+
+
+def _accel_params():
+    return [
+        pytest.param("tcg", id="tcg"),
+        pytest.param(
+            "kvm", id="kvm", marks=pytest.mark.skipif(not _kvm_usable(), reason="/dev/kvm unusable")
+        ),
+    ]
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+@pytest.mark.parametrize("accel", _accel_params())
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_passes_on_qemu_11_1(tmp_path, mode, accel):
+    result, leftovers = run_in_container(
+        IMAGE_1011, tmp_path, {"cell_id": f"dev/11.1/{mode}/{accel}", "scenario": mode, "accel": accel},
+        kvm=accel == "kvm",
+    )  # fmt: skip
+    assert result["verdict"] == "pass", _failed(result)
+    assert result["accel_used"] == accel
+    assert result["qemu_version"]["source"].startswith("11.1")
+    assert all(c["verdict"] in ("pass", "skip") for c in result["checks"])
+    assert leftovers == []
+    for name in result["logs"].values():
+        assert (tmp_path / name).is_file(), name
+    if mode != "boot":
+        assert result["timings"]["pause_ms"] < 2000
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+@pytest.mark.parametrize("mode", MODES[1:])
+def test_qemu_10_0_has_all_modes_but_cpr_exec(tmp_path, mode):
+    result, leftovers = run_in_container(
+        IMAGE_100, tmp_path, {"cell_id": f"dev/10.0/{mode}/tcg", "scenario": mode}
+    )
+    if mode == "cpr-exec":
+        assert result["verdict"] == "unsupported", _failed(result)
+        assert "Parameter 'mode' does not accept value 'cpr-exec'" in result["reason"]
+        assert result["reason"].startswith("10.0")
+    else:
+        assert result["verdict"] == "pass", _failed(result)
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+@pytest.mark.parametrize("mode", ["normal", "cpr-exec"])
+def test_stray_disk_argument_on_the_destination_shows_in_the_device_tree(tmp_path, mode):
+    (tmp_path / "stray.img").write_bytes(b"\0" * 65536)
+    spec = {"cell_id": f"dev/11.1/{mode}/tcg", "scenario": mode, "guard_rails": False,
+            "extra_dst_args": ["/work/stray.img"]}  # fmt: skip
+    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    assert result["verdict"] == "fail"
+    tree = next(c for c in result["checks"] if c["name"] == "device-tree")
+    assert tree["verdict"] == "fail" and "ide-hd" in tree["observed"]
+    assert "+          dev: ide-hd" in tree["detail"]
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_stray_argument_is_refused_by_the_guard_rail(tmp_path):
+    spec = {"cell_id": "dev/11.1/cpr-exec/tcg", "scenario": "cpr-exec", "extra_dst_args": [""]}
+    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    assert result["verdict"] == "error"
+    assert (
+        "refused by guard rail: destination argv" in result["reason"] and "empty string" in result["reason"]
+    )
+    assert not [s for s in result["steps"] if s["name"].startswith("start")]
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_cpr_exec_with_unshared_ram_is_refused(tmp_path):
+    spec = {"cell_id": "dev/11.1/cpr-exec/tcg", "scenario": "cpr-exec", "shared_ram": False}
+    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    assert result["verdict"] == "error"
+    assert "refused by guard rail" in result["reason"] and "shared memory backend" in result["reason"]
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_cpr_exec_with_unshared_ram_loses_the_guest_without_the_guard_rail(tmp_path):
+    """QEMU 11.1 bug: cpr-exec does not enforce shared RAM; it 'succeeds' and the guest RAM is zeroed."""
+    spec = {
+        "cell_id": "dev/11.1/cpr-exec/tcg",
+        "scenario": "cpr-exec",
+        "shared_ram": False,
+        "guard_rails": False,
+    }
+    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    assert result["verdict"] == "fail"
+    failed = {c["name"] for c in result["checks"] if c["verdict"] == "fail"}
+    assert {"counter-qmp", "ram-digest"} <= failed
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_source_killed_mid_migration_fails_and_leaves_nothing(tmp_path):
+    spec = {"cell_id": "dev/11.1/normal/tcg", "scenario": "normal", "kill_source_during_migration": True}
+    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    assert result["verdict"] == "fail"
+    assert result["reason"].startswith("source QEMU killed (SIGKILL) during migration")
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_a_hanging_step_times_out_as_fail_and_is_cleaned_up(tmp_path):
+    (tmp_path / "hangs").write_text("#!/bin/sh\nexec sleep 600\n")
+    (tmp_path / "hangs").chmod(0o755)
+    spec = {
+        "cell_id": "dev/fake/normal/tcg",
+        "scenario": "normal",
+        "src_qemu": "/work/hangs",
+        "step_timeout_s": 2,
+    }
+    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    assert result["verdict"] == "fail"
+    assert result["reason"].startswith("timeout in step 'connect QMP, enable events'")
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_kvm_requested_without_dev_kvm_falls_back_to_tcg(tmp_path):
+    spec = {"cell_id": "dev/11.1/normal/kvm", "scenario": "normal", "accel": "kvm"}
+    result, _ = run_in_container(IMAGE_1011, tmp_path, spec, kvm=False)
+    assert result["verdict"] == "pass", _failed(result)
+    assert (result["accel"], result["accel_used"]) == ("kvm", "tcg")
+    assert "ran under TCG" in result["reason"]
+    assert result["steps"][0]["name"] == "accel fallback"
