@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import qtree
 from harness.results import Check
 
 MIGRATION_MODES = ("normal", "cpr-reboot", "cpr-transfer", "cpr-exec")
@@ -64,6 +65,7 @@ class Observation:
     state_file_bytes: int | None = None  # cpr-reboot (and cpr-exec) state file size
     downtime_ms: float | None = None  # QEMU's own figure from query-migrate
     leftover_processes: list[str] = field(default_factory=list)  # "pid comm state" found after teardown
+    upgrade: bool = False  # source and destination are different QEMU builds
 
 
 def _check(name: str, ok: bool, expected: str, observed: str, detail: str = "") -> Check:
@@ -266,6 +268,22 @@ def check_device_tree(obs: Observation) -> Check:
             a.splitlines(), b.splitlines(), "source (before)", "destination (after)", lineterm=""
         )
     )
+    if obs.upgrade:
+        across = qtree.compare_versions(a, b)
+        if across.same_devices:
+            observed = (
+                f"same devices and property values; the destination's QEMU lists "
+                f"{len(across.added)} new and {len(across.removed)} dropped property line(s)"
+            )
+            return _check("device-tree", True, "same devices and values across versions", observed, diff)
+        first = (across.structure + across.changed)[0]
+        return _check(
+            "device-tree",
+            False,
+            "same devices and values across versions",
+            f"{len(across.structure)} device and {len(across.changed)} value change(s), first: {first}",
+            diff,
+        )
     da, db = qtree_devices(a), qtree_devices(b)
     extra, lacks = sorted((db - da).elements()), sorted((da - db).elements())
     parts = [f"destination has extra dev: {', '.join(extra)}"] if extra else []

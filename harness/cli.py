@@ -50,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
                 help="run folder name (shared by `build` and `test` of one nox invocation)",
             )
             cmd.add_argument("--jobs", type=int, default=None, help="ninja -j (default: cores)")
+    rep = sub.add_parser("report", help="render HTML, JUnit and JSON from stored results only")
+    rep.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="run folders")
+    rep.add_argument("--run", default="latest", help="run folder name under --reports (default: latest)")
+    rep.add_argument("--baseline", type=Path, default=None, help="compare with this run folder")
+    rep.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="merge these run folders (CI shards) into a new run, then render it",
+    )
     sub.add_parser("provision", help="install and start a Docker engine (root, Debian/Ubuntu)")
     return parser
 

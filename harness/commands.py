@@ -15,6 +15,9 @@ from pathlib import Path
 from harness import matrix as mx
 from harness.build import Builder, BuildOutcome
 from harness.containers import Engine
+from harness.errors import ConfigError
+from harness.merge import merge_runs
+from harness.report import render_run
 from harness.results import RunStore, ScenarioResult, new_run_id, update_latest
 from harness.runner import CellPlan, run_cell
 
@@ -34,7 +37,7 @@ def _rel(path: Path) -> str:
 
 
 def _selection(args: argparse.Namespace) -> tuple[mx.Matrix, list[mx.BuildCell], list[mx.ScenarioCell]]:
-    matrix = mx.load_matrix(args.matrix)
+    matrix = mx.load_matrix(args.matrix, repo_root=REPO_ROOT)
     builds, scenarios = mx.select(matrix, args.cells)
     return matrix, builds, scenarios
 
@@ -100,6 +103,7 @@ def build(args: argparse.Namespace) -> int:
     store = _store(args)
     outcomes = _run_builds(_builder(args, matrix, engine), store, builds)
     failed = [cid for cid, out in outcomes.items() if not out.ok]
+    _render(store.root)
     _say(f"builds: {len(outcomes) - len(failed)} passed, {len(failed)} failed  (records: {_rel(store.root)})")
     return 1 if failed else 0
 
@@ -140,6 +144,7 @@ def test(args: argparse.Namespace) -> int:
         _say(f"  {result.verdict.upper():<11} {cell.id}  {_pause(result)}{first}")
     store.write_summary([c.id for c in scenarios])
     _print_table(results, time.monotonic() - started, store)
+    _render(store.root, [c.id for c in scenarios])
     bad = [r for r in results if r.verdict not in OK_VERDICTS]
     build_bad = [o for o in outcomes.values() if not o.ok]
     return 1 if bad or build_bad else 0
@@ -169,3 +174,28 @@ def _print_table(results: list[ScenarioResult], elapsed: float, store: RunStore)
         f"scenarios: {counts['pass']} passed, {counts['fail']} failed, {counts['unsupported']} unsupported, "
         f"{counts['error']} error in {elapsed:.0f}s  (results: {_rel(store.root)})"
     )
+
+
+def _render(run_dir: Path, expected: list[str] | None = None, baseline: Path | None = None) -> bool:
+    summary = render_run(run_dir, baseline=baseline, expected_cells=expected or [])
+    _say(summary.console)
+    return summary.ok
+
+
+def report(args: argparse.Namespace) -> int:
+    """Render from stored results only: no Docker, no QEMU."""
+    if args.merge:
+        dest = args.reports / new_run_id()
+        merged = merge_runs(list(args.merge), dest)
+        for note in merged.notes:
+            _say(note)
+        update_latest(args.reports, dest.name)
+        run_dir = dest
+    else:
+        run_dir = args.reports / args.run
+        if not run_dir.is_dir():
+            raise ConfigError(
+                f"no run folder {run_dir}", hint="run `nox -s build test` first, or pass --run NAME"
+            )
+        run_dir = run_dir.resolve()
+    return 0 if _render(run_dir, baseline=args.baseline) else 1

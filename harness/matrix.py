@@ -320,9 +320,37 @@ def _check_upgrades(m: Matrix, problems: Problems) -> None:
         if "boot" in (up.scenarios or []):
             problems.add(("upgrades", name, "scenarios"), "'boot' has no destination: not an upgrade")
         src, dst = cells.get(up.source), cells.get(up.target)
-        if src and dst and src.tree.image != dst.tree.image:
-            msg = f"source runs in image '{src.tree.image}', target in '{dst.tree.image}'"
-            problems.add(("upgrades", name), msg, "both binaries must run in one container: use one image")
+        if src and dst and run_image(m.repo_root, src.tree.image, dst.tree.image) is None:
+            msg = (
+                f"source runs in image '{src.tree.image}', target in '{dst.tree.image}', "
+                "and neither derives from the other"
+            )
+            hint = "both binaries must run in one container: use images of one lineage"
+            problems.add(("upgrades", name), msg, hint)
+
+
+def image_lineage(repo_root: Path, image: str) -> list[str]:
+    """``image`` and the repository images it derives from (``# cpr-harness-base: image:<name>``)."""
+    chain = [image]
+    while len(chain) < 16:
+        recipe = repo_root / "containers" / chain[-1] / "Dockerfile"
+        first = recipe.read_text().split("\n", 1)[0] if recipe.is_file() else ""
+        match = re.match(r"#\s*cpr-harness-base:\s*image:(\S+)", first)
+        if not match:
+            break
+        chain.append(match.group(1))
+    return chain
+
+
+def run_image(repo_root: Path, source_image: str, target_image: str) -> str | None:
+    """The image an upgrade pair runs in: the one of the two that derives from the other, if any.
+
+    A binary built in image B runs in any image derived from B (same libraries, plus more)."""
+    if target_image in image_lineage(repo_root, source_image):
+        return source_image
+    if source_image in image_lineage(repo_root, target_image):
+        return target_image
+    return None
 
 
 def build_cells(m: Matrix) -> list[BuildCell]:

@@ -74,7 +74,9 @@ def merge_runs(shards: list[Path], dest: Path) -> MergeSummary:
     shards = [Path(s).resolve() for s in shards]
     dest = Path(dest).resolve()
     if not shards:
-        raise ConfigError("--merge needs at least one run folder", hint="--merge reports/shard-1 reports/shard-2")
+        raise ConfigError(
+            "--merge needs at least one run folder", hint="--merge reports/shard-1 reports/shard-2"
+        )
     for shard in shards:
         if shard == dest:
             raise ConfigError(f"--merge {shard}: the merged folder cannot be one of the shards")

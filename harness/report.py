@@ -229,6 +229,8 @@ def _copy_build_files(store: RunStore, cell_id: str, record: dict[str, Any]) -> 
     dest = store.builds_dir / cell_dir_name(cell_id)
     dest.mkdir(parents=True, exist_ok=True)
     src_log = Path(str(record["log"])) if record.get("log") else None
+    if src_log is not None and src_log.name != "build.log":  # only ever copy the build's own files
+        src_log = None
     hrefs = {}
     for name, src in (
         ("build.log", src_log),
@@ -365,7 +367,6 @@ def render_run(
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     env = _env()
     page = {"run_id": store.run_id, "generated": generated, "started": started, "finished": finished}
-    regressions = [v for v in views if v["change"] == "regression"]
     index = run_dir / "index.html"
     write_text_atomic(
         index,
@@ -374,7 +375,6 @@ def render_run(
             totals=totals,
             build_totals=build_totals,
             history=history,
-            regressions=regressions,
             grid=_grid(views, results),
             builds=build_views,
             chart=_chart(views),

@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.build import Artifact
 from harness.containers import Engine, Mount
 from harness.errors import InfraError
-from harness.matrix import ScenarioCell, Settings
+from harness.matrix import ScenarioCell, Settings, run_image
 from harness.results import RunStore, ScenarioResult
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -91,19 +91,22 @@ def run_cell(
     """Run one scenario cell in its own container; always returns a stored result."""
     cell = plan.cell
     target = plan.target or plan.source
+    image = plan.source.image
     if target.image.id != plan.source.image.id:
-        result = _unsupported(
-            plan,
-            f"source ({plan.source.cell_id}) and target ({target.cell_id}) were "
-            f"built in different images ({plan.source.image.name} vs "
-            f"{target.image.name}); both QEMUs must run in one container",
-        )
-        store.save_scenario(result)
-        return result
+        name = run_image(PACKAGE_DIR.parent, plan.source.image.name, target.image.name)
+        if name is None:
+            result = _unsupported(
+                plan,
+                f"source ({plan.source.cell_id}) and target ({target.cell_id}) run in "
+                f"unrelated images ({plan.source.image.name}, {target.image.name}); "
+                "both QEMUs must run in one container",
+            )
+            store.save_scenario(result)
+            return result
+        image = plan.source.image if name == plan.source.image.name else target.image
     src_bin, mounts, data_dirs = _role_binary(plan.source, "src")
     dst_bin, dst_mounts, dst_dirs = _role_binary(target, "dst") if plan.target else (src_bin, [], [])
     mounts = [*mounts, *dst_mounts, Mount(PACKAGE_DIR, f"{IN_CONTAINER_ROOT}/harness", read_only=True)]
-    data_dirs = list(dict.fromkeys(data_dirs + dst_dirs))
     kvm_ok, kvm_note = kvm_usable() if cell.accel == "kvm" else (False, "")
     work = Path(tempfile.mkdtemp(prefix="cpr-harness-run-"))
     os.chmod(work, 0o700)
@@ -114,6 +117,7 @@ def run_cell(
         "src_qemu": src_bin,
         "dst_qemu": dst_bin,
         "data_dirs": data_dirs,
+        "dst_data_dirs": dst_dirs if plan.target else None,
         "workdir": "/work",
         "guest_ram_mb": settings.guest_ram_mb,
         "step_timeout_s": settings.step_timeout_s,
@@ -125,7 +129,7 @@ def run_cell(
     started = time.monotonic()
     try:
         with engine.session(
-            plan.source.image,
+            image,
             mounts=[*mounts, Mount(work, "/work")],
             network=False,
             user="0:0",

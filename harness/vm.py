@@ -59,12 +59,26 @@ class VmConfig:
     qmp_socket: Path
     ram_mb: int = 256
     accel: str = "tcg"
+    machine: str = "q35"  # an upgrade pins the source's versioned type, e.g. pc-q35-10.0
     ram: str = "plain"  # plain: -m only; memfd: shared memfd + aux-ram-share; file: shared named file
     mem_path: Path | None = None  # ram == "file"
     data_dirs: list[str] = field(default_factory=list)
     default_devices: bool = False
     incoming: list[str] = field(default_factory=list)  # one "-incoming" per entry
     extra_args: list[str] = field(default_factory=list)  # appended verbatim (test faults)
+
+
+def versioned_machine(binary: str, alias: str = "q35") -> str:
+    """The versioned machine type ``alias`` stands for in ``binary`` (``q35`` -> ``pc-q35-10.0``).
+
+    Live update to a newer QEMU must keep the source's machine type: the destination's ``q35`` may be a
+    newer, incompatible one. Falls back to ``alias`` when the binary does not say."""
+    proc = subprocess.run([binary, "-machine", "help"], capture_output=True, text=True, timeout=30)
+    for line in proc.stdout.splitlines():
+        match = re.match(rf"^{re.escape(alias)}\s.*\(alias of (\S+)\)", line)
+        if match:
+            return match.group(1)
+    return alias
 
 
 def _opt(value: str | Path) -> str:
@@ -76,7 +90,7 @@ def build_argv(cfg: VmConfig) -> list[str]:
     if cfg.ram not in RAM_KINDS:
         raise ValueError(f"ram kind {cfg.ram!r} not one of {RAM_KINDS}")
     size = f"{cfg.ram_mb}M"
-    machine = "q35"
+    machine = cfg.machine
     argv = [cfg.binary, "-name", "cprguest"]
     if cfg.ram == "memfd":
         machine += ",memory-backend=ram0,aux-ram-share=on"
@@ -237,12 +251,12 @@ class Qemu:
             self.proc.wait(timeout=10)
 
     # ---- QMP ----
-    async def connect(self, wait_for: Callable[[], bool] | None = None, retry: float = 0.01) -> None:
+    async def connect(self, retry: float = 0.01) -> None:
         """Connect to the QMP socket (retrying until it accepts), then enable the ``events`` capability."""
         while True:
             if self.returncode is not None:
                 raise self.exited_error("waiting for its QMP socket")
-            if self.qmp_socket.exists() and (wait_for is None or wait_for()):
+            if self.qmp_socket.exists():
                 client = QMPClient(f"cprharness-{self.side}")
                 client.register_listener(_Recorder(self))
                 try:
@@ -362,6 +376,23 @@ class Qemu:
             start,
         )
         return str(ev["data"]["status"])
+
+
+def unix_socket_listening(path: Path) -> bool:
+    """Whether a unix socket bound at ``path`` is listening (/proc/net/unix flag __SO_ACCEPTCON).
+
+    The socket file appears at bind(), before listen(): connecting in between is refused. Probing by
+    connecting is not an option for QEMU's cpr channel (the probe would be taken as the channel).
+    """
+    try:
+        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return path.exists()
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == str(path) and int(fields[3], 16) & 0x10000:
+            return True
+    return False
 
 
 def leftover_processes(exclude: set[int] | None = None) -> list[str]:

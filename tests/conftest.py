@@ -42,8 +42,15 @@ def cache_dir() -> Path:
     return path
 
 
-def run_harness(*args: str, env: dict[str, str] | None = None, timeout: float = 1800,
-                cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def run_harness(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 1800, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m harness ARGS`` as a user would, capturing its output."""
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -5,9 +5,13 @@ from __future__ import annotations
 from harness.build import build_key, reproduce_script
 from harness.containers import ImageRef
 
-BASE = {"source_digest": "sha256:" + "a" * 64, "series_digest": "sha256:" + "b" * 64,
-        "configure": ["--target-list=x86_64-softmmu", "--disable-docs"], "targets": ["qemu-system-x86_64"],
-        "image_id": "sha256:" + "c" * 64}
+BASE = {
+    "source_digest": "sha256:" + "a" * 64,
+    "series_digest": "sha256:" + "b" * 64,
+    "configure": ["--target-list=x86_64-softmmu", "--disable-docs"],
+    "targets": ["qemu-system-x86_64"],
+    "image_id": "sha256:" + "c" * 64,
+}
 
 
 def test_key_is_stable() -> None:
@@ -34,8 +38,15 @@ def test_key_is_sensitive_to_each_input() -> None:
 
 def test_reproduce_script_quotes_flags() -> None:
     image = ImageRef("debian-trixie", "cpr-harness/debian-trixie:x", "sha256:" + "c" * 64)
-    text = reproduce_script("t/p", "k" * 64, image, __import__("pathlib").Path("/cache/src dir"),
-                            ["--extra-cflags=-O2 -g; rm -rf /"], ["qemu-system-x86_64"], 2)
+    text = reproduce_script(
+        "t/p",
+        "k" * 64,
+        image,
+        __import__("pathlib").Path("/cache/src dir"),
+        ["--extra-cflags=-O2 -g; rm -rf /"],
+        ["qemu-system-x86_64"],
+        2,
+    )
     assert "'/cache/src dir':/src:ro" in text
     assert "rm -rf /'" in text  # the whole flag stays one quoted word inside sh -c
     assert "--network none" in text and "--user 1000:1000" in text

@@ -19,8 +19,13 @@ def test_list_default_matrix() -> None:
 def test_bad_yaml_key_names_file_line_and_key(tmp_path: Path) -> None:
     matrix = Path(__file__).resolve().parent.parent / "matrices" / "smoke.yaml"
     bad = matrix.parent / "_test_bad.yaml"
-    bad.write_text(matrix.read_text().replace("    binary: /usr/bin/qemu-system-x86_64\n",
-                                              "    binary: /usr/bin/qemu-system-x86_64\n    colour: red\n", 1))
+    bad.write_text(
+        matrix.read_text().replace(
+            "    binary: /usr/bin/qemu-system-x86_64\n",
+            "    binary: /usr/bin/qemu-system-x86_64\n    colour: red\n",
+            1,
+        )
+    )
     try:
         done = run_harness("list", "--matrix", str(bad))
     finally:
@@ -43,8 +48,16 @@ def test_missing_matrix_file() -> None:
 
 
 def test_no_docker_engine_is_an_infra_error(tmp_path: Path) -> None:
-    done = run_harness("build", "--matrix", "matrices/smoke.yaml", "--cache", str(tmp_path / "c"),
-                       "--reports", str(tmp_path / "r"), env={"DOCKER_HOST": f"unix://{tmp_path}/nope.sock"})
+    done = run_harness(
+        "build",
+        "--matrix",
+        "matrices/smoke.yaml",
+        "--cache",
+        str(tmp_path / "c"),
+        "--reports",
+        str(tmp_path / "r"),
+        env={"DOCKER_HOST": f"unix://{tmp_path}/nope.sock"},
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "no Docker engine answers" in done.stderr and "nox -s provision" in done.stderr
     assert "Traceback" not in done.stderr
@@ -52,13 +65,14 @@ def test_no_docker_engine_is_an_infra_error(tmp_path: Path) -> None:
 
 def test_host_debian_mirror_reads_deb822_and_one_line(tmp_path: Path) -> None:
     release = tmp_path / "os-release"
-    release.write_text('ID=debian\nVERSION_CODENAME=bookworm\n')
+    release.write_text("ID=debian\nVERSION_CODENAME=bookworm\n")
     apt = tmp_path / "apt"
     (apt / "sources.list.d").mkdir(parents=True)
     (apt / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
         "Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
-        "Components: main\n")
+        "Components: main\n"
+    )
     assert host_debian_mirror(release, apt) == "http://mirror.example/debian"
     (apt / "sources.list.d" / "debian.sources").unlink()
     (apt / "sources.list").write_text("deb [arch=amd64] http://other.example/debian bookworm main\n")

@@ -56,7 +56,15 @@ def test_transitions() -> None:
         {"t/p": "fail"},
     )
     now = Verdicts(
-        {"a": "error", "b": "pass", "c": "fail", "d": "unsupported", "e": "fail", "f": "not-run", "h": "pass"},
+        {
+            "a": "error",
+            "b": "pass",
+            "c": "fail",
+            "d": "unsupported",
+            "e": "fail",
+            "f": "not-run",
+            "h": "pass",
+        },
         {"t/p": "pass"},
     )
     h = compare(now, before, Path("/reports/base"))

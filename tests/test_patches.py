@@ -39,9 +39,11 @@ def _queue(tmp_path: Path, patches: dict[str, str], series: str) -> Path:
 def test_series_applies_in_order_and_honours_comments(tmp_path: Path, tree: Path) -> None:
     step1 = ORIG.replace("two", "2")
     step2 = step1.replace("three", "3")
-    folder = _queue(tmp_path, {"a.patch": _diff(ORIG, step1), "b.patch": _diff(step1, step2),
-                               "unused.patch": "garbage"},
-                    "# header comment\n\na.patch\nb.patch -p1  # trailing comment\n#unused.patch\n")
+    folder = _queue(
+        tmp_path,
+        {"a.patch": _diff(ORIG, step1), "b.patch": _diff(step1, step2), "unused.patch": "garbage"},
+        "# header comment\n\na.patch\nb.patch -p1  # trailing comment\n#unused.patch\n",
+    )
     queue = load_queue(folder)
     assert [p.name for p in queue.patches] == ["a.patch", "b.patch"]
     result = apply_queue(queue, tree)
@@ -51,10 +53,15 @@ def test_series_applies_in_order_and_honours_comments(tmp_path: Path, tree: Path
 
 def test_conflict_names_patch_and_hunk_and_skips_the_rest(tmp_path: Path, tree: Path) -> None:
     other = "something else\nentirely\n"
-    folder = _queue(tmp_path, {"good.patch": _diff(ORIG, ORIG.replace("one", "1")),
-                               "bad.patch": _diff(other, other.replace("else", "new")),
-                               "late.patch": _diff(ORIG, ORIG)},
-                    "good.patch\nbad.patch\nlate.patch\n")
+    folder = _queue(
+        tmp_path,
+        {
+            "good.patch": _diff(ORIG, ORIG.replace("one", "1")),
+            "bad.patch": _diff(other, other.replace("else", "new")),
+            "late.patch": _diff(ORIG, ORIG),
+        },
+        "good.patch\nbad.patch\nlate.patch\n",
+    )
     result = apply_queue(load_queue(folder), tree)
     assert [s.status for s in result.statuses] == ["applied", "failed", "skipped"]
     assert "Hunk #1 FAILED" in result.statuses[1].detail

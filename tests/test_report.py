@@ -128,13 +128,19 @@ def test_planted_script_is_escaped_everywhere(rendered) -> None:
 
 def test_cell_page_shows_checks_diff_steps_qmp_logs_reproduce(rendered) -> None:
     html = (rendered.run_dir / "cells" / "upstream-10.2__lean__cpr-transfer__tcg.html").read_text()
-    assert 'destination has extra dev: ide-hd id &#34;disk1&#34;' in html
+    assert "destination has extra dev: ide-hd id &#34;disk1&#34;" in html
     assert '<span class="add">+          dev: ide-hd, id &#34;disk1&#34;</span>' in html
     assert '<span class="file">--- source (before)</span>' in html
     assert "migrate-incoming" in html and "1492.0" in html  # QMP STOP 1.492 s after the first message
     assert "1500 ms" in html  # step "migrate" starts at 1.5 s
-    assert "CPRGUEST BOOT 5e1f" in html and "../results/upstream-10.2__lean__cpr-transfer__tcg/serial.log" in html
-    assert "python -m harness test --matrix matrices/nightly.yaml --cells upstream-10.2/lean/cpr-transfer/tcg" in html
+    assert (
+        "CPRGUEST BOOT 5e1f" in html
+        and "../results/upstream-10.2__lean__cpr-transfer__tcg/serial.log" in html
+    )
+    assert (
+        "python -m harness test --matrix matrices/nightly.yaml --cells upstream-10.2/lean/cpr-transfer/tcg"
+        in html
+    )
 
 
 def test_truncated_and_not_run_cells(rendered) -> None:
@@ -152,9 +158,16 @@ def test_build_panels_copy_log_and_reproduce(rendered) -> None:
     html = rendered.index.read_text()
     assert 'href="builds/broken-git__lean/reproduce.sh"' in html
     panel = html[html.index('data-build="broken-git/lean"') :]
-    panel = panel[: panel.index("</div>\n<div class=\"panel\"")]
-    for text in ("failed at stage", "configure", "unknown-configure-option", "Remove --enable-nonexistent",
-                 "ERROR: meson setup failed", "&lt;script&gt;alert(1)", "0123456789abcdef"):
+    panel = panel[: panel.index('</div>\n<div class="panel"')]
+    for text in (
+        "failed at stage",
+        "configure",
+        "unknown-configure-option",
+        "Remove --enable-nonexistent",
+        "ERROR: meson setup failed",
+        "&lt;script&gt;alert(1)",
+        "0123456789abcdef",
+    ):
         assert text in panel, text
     assert "0001-skip-blobs.patch" in html and "applied" in html and "cc (Debian 14.2.0-19)" in html
     # failing builds come first
@@ -217,7 +230,9 @@ def test_long_log_is_excerpted(reports: Path) -> None:
     (store.cell_dir(r.cell_id) / "serial.log").write_text("".join(f"line {i}\n" for i in range(5000)))
     render_run(store.root)
     html = (store.root / "cells" / "upstream-10.2__lean__normal__tcg.html").read_text()
-    assert "line 0\n" in html and "line 4999" in html and "lines omitted" in html and "line 2500\n" not in html
+    assert (
+        "line 0\n" in html and "line 4999" in html and "lines omitted" in html and "line 2500\n" not in html
+    )
 
 
 def test_empty_run_folder_renders(tmp_path: Path) -> None:

@@ -279,3 +279,20 @@ def test_kvm_requested_without_dev_kvm_falls_back_to_tcg(tmp_path):
     assert (result["accel"], result["accel_used"]) == ("kvm", "tcg")
     assert "ran under TCG" in result["reason"]
     assert result["steps"][0]["name"] == "accel fallback"
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+def test_upgrade_cell_starts_the_destination_from_dst_qemu_in_a_reused_work_dir(tmp_path):
+    """dst_qemu is what the new QEMU runs (a logging wrapper here); a second run in the same dir is clean."""
+    wrapper = tmp_path / "qemu-new"
+    wrapper.write_text('#!/bin/sh\necho "$*" >> /work/wrapper.log\nexec /usr/bin/qemu-system-x86_64 "$@"\n')
+    wrapper.chmod(0o755)
+    for mode in ("cpr-exec", "cpr-transfer"):
+        spec = {"cell_id": f"upgrade/x/{mode}/tcg", "scenario": mode, "dst_qemu": "/work/qemu-new"}
+        result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+        assert result["verdict"] == "pass", _failed(result)
+        assert leftovers == []
+    calls = (tmp_path / "wrapper.log").read_text().splitlines()
+    assert len(calls) == 2 and all("-incoming defer" in c for c in calls)
+    assert "qmp-destination.sock" in calls[1] and '"channel-type": "cpr"' in calls[1]

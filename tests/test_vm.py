@@ -140,3 +140,17 @@ def test_connect_reports_an_early_exit_with_stderr(tmp_path):
 
     msg = asyncio.run(go())
     assert "destination QEMU exited (1)" in msg and "Device needs media" in msg
+
+
+def test_unix_socket_listening_needs_listen_not_just_bind(tmp_path):
+    import socket
+
+    from harness.vm import unix_socket_listening
+
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        assert not unix_socket_listening(path)
+        s.bind(str(path))
+        assert path.exists() and not unix_socket_listening(path)
+        s.listen()
+        assert unix_socket_listening(path)

@@ -7,6 +7,7 @@ Exit status 0 whenever a result was written (whatever its verdict), 2 on a bad c
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +31,18 @@ def main(argv: list[str]) -> int:
         write_json_atomic(out, result.to_json())
         print(f"error: {result.reason}", file=sys.stderr)
         return 2
-    result = run_scenario(spec)
+    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a runner timeout: tear down like Ctrl-C
+    try:
+        result = run_scenario(spec)
+    except Exception as exc:  # run_scenario catches scenario errors; this is the last line of defence
+        result = ScenarioResult.error(spec.cell_id, f"harness error: {type(exc).__name__}: {exc}")
     write_json_atomic(out, result.to_json())
     print(f"{spec.cell_id}: {result.verdict}: {result.reason}")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -54,14 +54,18 @@ class ScenarioContext:
         self.versions: dict[str, str] = {}
         self.logs: dict[str, str] = {"serial": "serial.log", "qmp": "qmp.jsonl"}
         self.serial_log = self.work / "serial.log"
-        self.qmp = QmpLog(self.work / "qmp.jsonl")
         self.state_file = self.work / "vmstate.bin"
+        # a reused work dir must not leak an earlier run into this one (the serial log is append=on)
+        for stale in (self.serial_log, self.state_file, self.work / "qmp.jsonl", *self.work.glob("stderr-*")):
+            stale.unlink(missing_ok=True)
+        self.qmp = QmpLog(self.work / "qmp.jsonl")
         # unix socket paths must stay short (108 bytes), so they live in a private /tmp folder
         self.run_dir = Path(tempfile.mkdtemp(prefix="cprh-"))
         self.shm_file = Path("/dev/shm") / f"cprguest-{self.run_dir.name}.ram"
         self.vms: list[Qemu] = []
         self.obs = {SOURCE: checks.SideObservation(SOURCE), DESTINATION: checks.SideObservation(DESTINATION)}
         self.firmware: Path | None = None
+        self.machine = "q35"  # pinned to the source's versioned type for upgrade cells
         self.state_file_bytes: int | None = None
         self.downtime_ms: float | None = None
         self.migrate_started: float | None = None  # monotonic time of the `migrate` command
@@ -104,6 +108,7 @@ class ScenarioContext:
         return VmConfig(
             binary=(self.spec.dst_qemu or self.spec.src_qemu) if dst else self.spec.src_qemu,
             firmware=self.firmware,
+            machine=self.machine,
             serial_log=self.serial_log,
             qmp_socket=self.run_dir / f"qmp-{side}.sock",
             ram_mb=self.spec.guest_ram_mb,
@@ -249,6 +254,8 @@ class ScenarioContext:
     async def source_after_migration(self, src: Qemu) -> None:
         """The stopped source: runstate, last counter, QEMU's downtime, RAM digest."""
         async with self.step("source after migration", SOURCE):
+            while await src.status() == "finish-migrate":  # `completed` is announced just before postmigrate
+                await asyncio.sleep(0.01)
             await self.observe(src)
             info = await src.cmd("query-migrate")
             if "downtime" in info:
@@ -284,6 +291,8 @@ class ScenarioContext:
             was_running = vm.returncode is None
             try:
                 await asyncio.wait_for(vm.stop(), 15)
+            except Exception as exc:  # keep going: every QEMU must end
+                self.note(f"teardown of {vm.side} QEMU", f"{type(exc).__name__}: {exc}; killed")
             finally:
                 vm.kill()
             side = self.obs[vm.side]
@@ -320,6 +329,7 @@ class ScenarioContext:
             guest_ram_bytes=self.spec.guest_ram_mb * 1024 * 1024,
             state_file_bytes=self.state_file_bytes,
             downtime_ms=self.downtime_ms,
+            upgrade=bool(self.spec.dst_qemu) and self.spec.dst_qemu != self.spec.src_qemu,
             leftover_processes=leftover_processes(),
         )
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 
 from harness.scenarios.context import DESTINATION, ScenarioContext
+from harness.vm import unix_socket_listening
 
 
 async def run(ctx: ScenarioContext) -> None:
@@ -23,8 +24,8 @@ async def run(ctx: ScenarioContext) -> None:
     # Incoming: new QEMU listening on the cpr channel (its QMP socket appears only after the transfer).
     incoming = ["defer", json.dumps({"channel-type": "cpr", "addr": cpr})]
     dst = await ctx.launch(DESTINATION, ctx.config(DESTINATION, incoming=incoming), connect=False)
-    async with ctx.step("wait for the cpr channel socket", DESTINATION):
-        while not cpr_sock.exists():
+    async with ctx.step("wait for the cpr channel to listen", DESTINATION):
+        while not unix_socket_listening(cpr_sock):
             if dst.returncode is not None:
                 raise dst.exited_error("waiting for its cpr socket")
             await asyncio.sleep(0.01)

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Build benchmarks (issue: front door and containerized builds). Prints ratios; asserts nothing.
+
+1. cold harness build vs a hand-run ``docker run ... configure && ninja`` of the same patched tree,
+   flags and image (goal <= 1.03; both without a warm ccache);
+2. cache-hit re-run vs cold (goal <= 0.01);
+3. ccache-warm build of a fresh build directory vs cold (goal <= 0.35).
+
+Usage: python bench/build_bench.py [--matrix matrices/default.yaml] [--cell upstream-10.2/lean]
+Uses a fresh temporary cache (the source download is copied from the main cache when present, so the
+figures measure building, not the network). Appends a section to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def harness_build(matrix: str, cell: str, cache: Path, reports: Path, run_id: str) -> tuple[float, dict]:
+    started = time.monotonic()
+    argv = [
+        sys.executable,
+        "-m",
+        "harness",
+        "build",
+        "--matrix",
+        matrix,
+        "--cells",
+        cell,
+        "--cache",
+        str(cache),
+        "--reports",
+        str(reports),
+        "--run-id",
+        run_id,
+    ]
+    subprocess.run(argv, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.monotonic() - started
+    folder = cell.replace("/", "__")
+    return elapsed, json.loads((reports / run_id / "builds" / folder / "build.json").read_text())
+
+
+def hand_build(record: dict, workdir: Path) -> float:
+    """What a maintainer would type: same image, same patched source, same flags, no harness."""
+    obj = workdir / "hand-obj"
+    obj.mkdir()
+    os.chown(obj, 1000, 1000)
+    inner = (
+        shlex.join(["/src/configure", *record["configure"]])
+        + " && "
+        + shlex.join(["ninja", "-j", str(os.cpu_count() or 2), *record["targets"]])
+    )
+    argv = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "1000:1000",
+        "-v",
+        f"{record['source_dir']}:/src:ro",
+        "-v",
+        f"{obj}:/build",
+        "-w",
+        "/build",
+        "-e",
+        "TEST_DIR=/build/tests-scratch",
+        "-e",
+        "HOME=/tmp",
+        record["image"]["id"],
+        "sh",
+        "-c",
+        inner,
+    ]
+    started = time.monotonic()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--matrix", default="matrices/default.yaml")
+    parser.add_argument("--cell", default="upstream-10.2/lean")
+    parser.add_argument("--main-cache", type=Path, default=REPO / ".cache")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cpr-bench-") as tmp:
+        work = Path(tmp)
+        cache, reports = work / "cache", work / "reports"
+        cache.mkdir()
+        if (args.main_cache / "downloads").is_dir():
+            shutil.copytree(args.main_cache / "downloads", cache / "downloads", symlinks=True)
+        cold, record = harness_build(args.matrix, args.cell, cache, reports, "cold")
+        hit, _ = harness_build(args.matrix, args.cell, cache, reports, "hit")
+        hand = hand_build(record, work)
+        shutil.rmtree(cache / "builds")  # fresh build dir, ccache kept warm
+        warm, warm_record = harness_build(args.matrix, args.cell, cache, reports, "warm")
+        shutil.rmtree(work / "hand-obj", ignore_errors=True)
+    phases = record["durations"]
+    build_only = phases.get("configure_s", 0) + phases.get("build_s", 0)
+    rows = [
+        ("cold harness build / hand-run docker build", cold / hand, 1.03, f"{cold:.0f}s / {hand:.0f}s"),
+        (
+            "  (configure+ninja phases only) / hand-run",
+            build_only / hand,
+            1.03,
+            f"{build_only:.0f}s / {hand:.0f}s",
+        ),
+        ("cache-hit re-run / cold", hit / cold, 0.01, f"{hit:.1f}s / {cold:.0f}s"),
+        (
+            "ccache-warm fresh build dir / cold",
+            warm / cold,
+            0.35,
+            f"{warm:.0f}s / {cold:.0f}s, ccache hits {warm_record.get('ccache', {}).get('hit_rate_pct')}%",
+        ),
+    ]
+    machine = f"{platform.node()}: {os.cpu_count()} cores, {platform.platform()}"
+    lines = [
+        f"\n## Build benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine}; cell {args.cell} ({args.matrix}).",
+        "",
+        "| figure | ratio | goal | measured |",
+        "|---|---|---|---|",
+    ]
+    for name, ratio, goal, detail in rows:
+        mark = "met" if ratio <= goal else "missed"
+        lines.append(f"| {name.strip()} | {ratio:.3f} | <= {goal} ({mark}) | {detail} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    results = REPO / "bench" / "RESULTS.md"
+    if not results.exists():
+        results.write_text("# Benchmark results\n\nAppended by the scripts in bench/ from real runs.\n")
+    with results.open("a") as handle:
+        handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
