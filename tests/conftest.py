@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -54,3 +55,16 @@ def run_harness(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@functools.cache
+def image_tag(name: str) -> str:
+    """The tag of the harness image ``containers/<name>``, built through the harness when missing.
+
+    ``CPR_TEST_IMAGE_<NAME>`` (upper case, dashes as underscores) overrides it with any local tag."""
+    override = os.environ.get("CPR_TEST_IMAGE_" + name.upper().replace("-", "_"))
+    if override:
+        return override
+    from harness.containers import Engine
+
+    return Engine.connect(progress=lambda line: None).ensure_image(name).tag

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import image_tag
 
 from harness import guest
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE = os.environ.get("CPR_TEST_IMAGE_1011", "cpr-dev/qemu-trixie-backports")
 
 
 def _defines() -> dict[str, int]:
@@ -73,7 +72,11 @@ def _docker_ok() -> bool:
     if not shutil.which("docker"):
         return False
     return (
-        subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False).returncode
+        subprocess.run(
+            ["docker", "image", "inspect", image_tag("qemu-trixie-backports")],
+            capture_output=True,
+            check=False,
+        ).returncode
         == 0
     )
 
@@ -81,12 +84,12 @@ def _docker_ok() -> bool:
 @pytest.mark.docker
 def test_build_firmware_in_the_run_image(tmp_path):
     if not _docker_ok():
-        pytest.skip(f"no Docker engine or no image {IMAGE}")
+        pytest.skip(f"no Docker engine or no image {image_tag('qemu-trixie-backports')}")
     code = "from pathlib import Path; from harness import guest; print(guest.build_firmware(Path('/work')))"
     proc = subprocess.run(
         ["docker", "run", "--rm", "-v", f"{REPO}:/opt/cpr-harness:ro", "-v", f"{tmp_path}:/work",
          "-e", "PYTHONPATH=/opt/cpr-harness", "-e", "PYTHONDONTWRITEBYTECODE=1",
-         IMAGE, "python3", "-c", code],
+         image_tag("qemu-trixie-backports"), "python3", "-c", code],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

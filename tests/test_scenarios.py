@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import image_tag
 
 pytest.importorskip("qemu.qmp")
 
@@ -22,8 +23,6 @@ from harness.scenarios import ScenarioSpec, run_scenario  # noqa: E402
 from harness.scenarios.guards import argv_problems, spec_problems  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE_1011 = os.environ.get("CPR_TEST_IMAGE_1011", "cpr-dev/qemu-trixie-backports")
-IMAGE_100 = os.environ.get("CPR_TEST_IMAGE_100", "cpr-dev/qemu-trixie")
 MODES = ["boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec"]
 PS_MARK = "::processes-after-the-driver::"
 
@@ -158,7 +157,9 @@ def _accel_params():
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_passes_on_qemu_11_1(tmp_path, mode, accel):
     result, leftovers = run_in_container(
-        IMAGE_1011, tmp_path, {"cell_id": f"dev/11.1/{mode}/{accel}", "scenario": mode, "accel": accel},
+        image_tag("qemu-trixie-backports"),
+        tmp_path,
+        {"cell_id": f"dev/11.1/{mode}/{accel}", "scenario": mode, "accel": accel},
         kvm=accel == "kvm",
     )  # fmt: skip
     assert result["verdict"] == "pass", _failed(result)
@@ -177,7 +178,7 @@ def test_every_mode_passes_on_qemu_11_1(tmp_path, mode, accel):
 @pytest.mark.parametrize("mode", MODES[1:])
 def test_qemu_10_0_has_all_modes_but_cpr_exec(tmp_path, mode):
     result, leftovers = run_in_container(
-        IMAGE_100, tmp_path, {"cell_id": f"dev/10.0/{mode}/tcg", "scenario": mode}
+        image_tag("qemu-trixie"), tmp_path, {"cell_id": f"dev/10.0/{mode}/tcg", "scenario": mode}
     )
     if mode == "cpr-exec":
         assert result["verdict"] == "unsupported", _failed(result)
@@ -195,7 +196,7 @@ def test_stray_disk_argument_on_the_destination_shows_in_the_device_tree(tmp_pat
     (tmp_path / "stray.img").write_bytes(b"\0" * 65536)
     spec = {"cell_id": f"dev/11.1/{mode}/tcg", "scenario": mode, "guard_rails": False,
             "extra_dst_args": ["/work/stray.img"]}  # fmt: skip
-    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
     assert result["verdict"] == "fail"
     tree = next(c for c in result["checks"] if c["name"] == "device-tree")
     assert tree["verdict"] == "fail" and "ide-hd" in tree["observed"]
@@ -207,7 +208,7 @@ def test_stray_disk_argument_on_the_destination_shows_in_the_device_tree(tmp_pat
 @pytest.mark.qemu
 def test_stray_argument_is_refused_by_the_guard_rail(tmp_path):
     spec = {"cell_id": "dev/11.1/cpr-exec/tcg", "scenario": "cpr-exec", "extra_dst_args": [""]}
-    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
     assert result["verdict"] == "error"
     assert (
         "refused by guard rail: destination argv" in result["reason"] and "empty string" in result["reason"]
@@ -220,7 +221,7 @@ def test_stray_argument_is_refused_by_the_guard_rail(tmp_path):
 @pytest.mark.qemu
 def test_cpr_exec_with_unshared_ram_is_refused(tmp_path):
     spec = {"cell_id": "dev/11.1/cpr-exec/tcg", "scenario": "cpr-exec", "shared_ram": False}
-    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
     assert result["verdict"] == "error"
     assert "refused by guard rail" in result["reason"] and "shared memory backend" in result["reason"]
     assert leftovers == []
@@ -236,7 +237,7 @@ def test_cpr_exec_with_unshared_ram_loses_the_guest_without_the_guard_rail(tmp_p
         "shared_ram": False,
         "guard_rails": False,
     }
-    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
     assert result["verdict"] == "fail"
     failed = {c["name"] for c in result["checks"] if c["verdict"] == "fail"}
     assert {"counter-qmp", "ram-digest"} <= failed
@@ -247,7 +248,7 @@ def test_cpr_exec_with_unshared_ram_loses_the_guest_without_the_guard_rail(tmp_p
 @pytest.mark.qemu
 def test_source_killed_mid_migration_fails_and_leaves_nothing(tmp_path):
     spec = {"cell_id": "dev/11.1/normal/tcg", "scenario": "normal", "kill_source_during_migration": True}
-    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
     assert result["verdict"] == "fail"
     assert result["reason"].startswith("source QEMU killed (SIGKILL) during migration")
     assert leftovers == []
@@ -264,7 +265,7 @@ def test_a_hanging_step_times_out_as_fail_and_is_cleaned_up(tmp_path):
         "src_qemu": "/work/hangs",
         "step_timeout_s": 2,
     }
-    result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
     assert result["verdict"] == "fail"
     assert result["reason"].startswith("timeout in step 'connect QMP, enable events'")
     assert leftovers == []
@@ -274,7 +275,7 @@ def test_a_hanging_step_times_out_as_fail_and_is_cleaned_up(tmp_path):
 @pytest.mark.qemu
 def test_kvm_requested_without_dev_kvm_falls_back_to_tcg(tmp_path):
     spec = {"cell_id": "dev/11.1/normal/kvm", "scenario": "normal", "accel": "kvm"}
-    result, _ = run_in_container(IMAGE_1011, tmp_path, spec, kvm=False)
+    result, _ = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec, kvm=False)
     assert result["verdict"] == "pass", _failed(result)
     assert (result["accel"], result["accel_used"]) == ("kvm", "tcg")
     assert "ran under TCG" in result["reason"]
@@ -290,7 +291,7 @@ def test_upgrade_cell_starts_the_destination_from_dst_qemu_in_a_reused_work_dir(
     wrapper.chmod(0o755)
     for mode in ("cpr-exec", "cpr-transfer"):
         spec = {"cell_id": f"upgrade/x/{mode}/tcg", "scenario": mode, "dst_qemu": "/work/qemu-new"}
-        result, leftovers = run_in_container(IMAGE_1011, tmp_path, spec)
+        result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
         assert result["verdict"] == "pass", _failed(result)
         assert leftovers == []
     calls = (tmp_path / "wrapper.log").read_text().splitlines()
