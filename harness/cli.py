@@ -49,7 +49,13 @@ def _parser() -> argparse.ArgumentParser:
                 default=os.environ.get("CPR_RUN_ID"),
                 help="run folder name (shared by `build` and `test` of one nox invocation)",
             )
-            cmd.add_argument("--jobs", type=int, default=None, help="ninja -j (default: cores)")
+            cmd.add_argument("--build-jobs", type=int, default=None, help="ninja -j (default: cores)")
+            cmd.add_argument(
+                "--jobs",
+                type=int,
+                default=1,
+                help="scenario cells run at once, each in its own container (default 1)",
+            )
     rep = sub.add_parser("report", help="render HTML, JUnit and JSON from stored results only")
     rep.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="run folders")
     rep.add_argument("--run", default="latest", help="run folder name under --reports (default: latest)")

@@ -10,6 +10,7 @@ import argparse
 import shlex
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from harness import matrix as mx
@@ -68,7 +69,7 @@ def _builder(args: argparse.Namespace, matrix: mx.Matrix, engine: Engine) -> Bui
         args.cache.resolve(),
         REPO_ROOT / "patches",
         matrix.path.parent,
-        jobs=args.jobs or matrix.settings.build_jobs,
+        jobs=args.build_jobs or matrix.settings.build_jobs,
         progress=_say,
     )
 
@@ -120,28 +121,43 @@ def test(args: argparse.Namespace) -> int:
     engine.remove_orphans()
     store = _store(args)
     outcomes = _run_builds(_builder(args, matrix, engine), store, builds)
-    results: list[ScenarioResult] = []
     started = time.monotonic()
-    for number, cell in enumerate(scenarios, start=1):
-        _say(f"[scenario {number}/{len(scenarios)}] {cell.id}")
+    done: list[ScenarioResult] = []
+
+    def one(cell: mx.ScenarioCell) -> ScenarioResult:
         source = outcomes[cell.build.id]
         target = outcomes[cell.target.id] if cell.target else None
         broken = [o for o in (source, target) if o is not None and not o.ok]
         if broken:
-            result = ScenarioResult.error(
-                cell.id,
-                f"build {broken[0].cell_id} did not pass ({broken[0].record.get('stage')}): no QEMU to run",
-            )
+            why = f"build {broken[0].cell_id} did not pass ({broken[0].record.get('stage')}): no QEMU to run"
+            result = ScenarioResult.error(cell.id, why)
             result.reproduce = _reproduce(args, cell)
             store.save_scenario(result)
-        else:
-            plan = CellPlan(
-                cell, source.artifact, target.artifact if target else None, _reproduce(args, cell)
-            )
-            result = run_cell(engine, plan, store, matrix.settings, progress=_say)
-        results.append(result)
+            return result
+        plan = CellPlan(cell, source.artifact, target.artifact if target else None, _reproduce(args, cell))
+        return run_cell(engine, plan, store, matrix.settings, progress=_say)
+
+    def report(result: ScenarioResult) -> None:
+        done.append(result)
         first = result.reason.splitlines()[0] if result.reason else ""
-        _say(f"  {result.verdict.upper():<11} {cell.id}  {_pause(result)}{first}")
+        count = f"[{len(done)}/{len(scenarios)}]"
+        _say(f"{count} {result.verdict.upper():<11} {result.cell_id}  {_pause(result)}{first}")
+
+    if args.jobs <= 1:
+        for cell in scenarios:
+            _say(f"  running {cell.id}")
+            report(one(cell))
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="cell") as pool:
+            futures = [pool.submit(one, cell) for cell in scenarios]
+            try:
+                for future in as_completed(futures):
+                    report(future.result())
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)  # running cells finish and clean up
+                raise
+    order = {cell.id: n for n, cell in enumerate(scenarios)}
+    results = sorted(done, key=lambda r: order[r.cell_id])
     store.write_summary([c.id for c in scenarios])
     _print_table(results, time.monotonic() - started, store)
     _render(store.root, [c.id for c in scenarios])

@@ -35,7 +35,7 @@ def test_build_record_and_binary(reports: Path, cache_dir: Path) -> None:
     assert record["source"]["digest"].startswith("sha256:") and record["source"]["version"] == "1:10.2.2+ds-1"
     assert [s["status"] for s in record["series"]["statuses"]] == ["applied"]
     assert record["image"]["id"].startswith("sha256:")
-    assert "gcc" in record["compiler"] and "(Debian 14" in record["compiler"]
+    assert "(Debian 14" in record["compiler"]  # `cc --version` of the trixie image: gcc 14
     assert record["configure"][0] == "--target-list=x86_64-softmmu"
     home = Path(record["log"]).parent
     assert (home / "artifacts" / "bin" / "qemu-system-x86_64").stat().st_size > 1_000_000

@@ -164,6 +164,21 @@ def test_upgrade_errors(repo: Path) -> None:
     assert "upgrades.booting.scenarios" in msg
 
 
+def test_upgrade_across_images_of_one_lineage(repo: Path) -> None:
+    """A build from image B runs in any image derived from B: such a pair is allowed, in either order."""
+    (repo / "containers" / "other" / "Dockerfile").write_text("# cpr-harness-base: image:img\n")
+    text = (
+        BASE
+        + "upgrades:\n"
+        + "  up: {source: bin/prebuilt, target: a/p1}\n"
+        + "  down: {source: a/p1, target: bin/prebuilt}\n"
+    )
+    cells = ids(mx.scenario_cells(mx.load_matrix(write(repo, text))))
+    assert "upgrade/up/normal/tcg" in cells and "upgrade/down/normal/tcg" in cells
+    assert mx.run_image(repo, "other", "img") == "other" == mx.run_image(repo, "img", "other")
+    assert mx.image_lineage(repo, "other") == ["other", "img"]
+
+
 # --- selection ---------------------------------------------------------------------------------------
 
 
@@ -432,7 +447,9 @@ def shipped_root(tmp_path: Path) -> Path:
     images = {p.parent.name for p in (REPO / "containers").glob("*/Dockerfile")} | {"debian-bookworm"}
     for image in images:
         (tmp_path / "containers" / image).mkdir(parents=True)
-        (tmp_path / "containers" / image / "Dockerfile").write_text("\n")
+        real = REPO / "containers" / image / "Dockerfile"
+        first = real.read_text().splitlines()[0] if real.is_file() else ""  # keeps the image lineage
+        (tmp_path / "containers" / image / "Dockerfile").write_text(first + "\n")
     for name in {p.name for p in (REPO / "patches").glob("*") if p.is_dir()} | {"qemu-ds"}:
         (tmp_path / "patches" / name).mkdir(parents=True)
     return tmp_path
@@ -440,8 +457,11 @@ def shipped_root(tmp_path: Path) -> Path:
 
 def test_default_matrix(shipped_root: Path) -> None:
     m = mx.load_matrix(REPO / "matrices" / "default.yaml", repo_root=shipped_root)
-    assert ids(mx.build_cells(m)) == ["upstream-10.2/lean"]
-    assert len(mx.scenario_cells(m)) == 5 * 2
+    assert ids(mx.build_cells(m)) == ["upstream-10.2/lean", "debian-10.0/prebuilt"]
+    cells = ids(mx.scenario_cells(m))
+    assert len(cells) == 5 * 2 + 4  # upstream: every mode on tcg and kvm; the 10.0 -> 10.2 upgrade on tcg
+    assert not [c for c in cells if c.startswith("debian-10.0/")]  # excluded: only the upgrade uses it
+    assert "upgrade/debian-10.0-to-upstream-10.2/cpr-transfer/tcg" in cells
     tree = m.trees["upstream-10.2"]
     assert (tree.kind, tree.version, tree.package, tree.patches) == (
         "debian-source",

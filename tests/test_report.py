@@ -264,3 +264,20 @@ def test_merge_shards_then_render(reports: Path, tmp_path: Path) -> None:
     assert summary.history is not None and summary.history.baseline == PREVIOUS
     with pytest.raises(ConfigError):
         merge_runs([tmp_path / "nothing-here"], tmp_path / "merged2")
+
+
+def test_real_run_renders_with_drill_down(tmp_path: Path) -> None:
+    """Results written by real QEMU runs (not by hand) render into the grid and cell pages."""
+    run = tmp_path / "real"
+    shutil.copytree(DATA / "real-20261126T130929Z", run)
+    summary = render_run(run)
+    cells = parse(summary.index).cells
+    assert cells["upstream-10.2/lean/cpr-exec/tcg"] == "pass"
+    assert cells["upgrade/debian-10.0-to-upstream-10.2/cpr-exec/tcg"] == "unsupported"
+    assert cells["upgrade/debian-10.0-to-upstream-10.2/cpr-transfer/tcg"] == "fail"
+    page = (run / "cells" / "upstream-10.2__lean__cpr-exec__tcg.html").read_text(encoding="utf-8")
+    assert "migrate-incoming" in page and "CPRGUEST" in page and "python" in page
+    failed = (run / "cells" / "upgrade__debian-10.0-to-upstream-10.2__cpr-transfer__tcg.html").read_text()
+    assert "sriov-pf" in failed
+    unsupported = (run / "cells" / "upgrade__debian-10.0-to-upstream-10.2__cpr-exec__tcg.html").read_text()
+    assert "does not accept value" in unsupported and "cpr-exec" in unsupported

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Scenario benchmarks (issue: CPR scenarios on real QEMU). Prints ratios; asserts nothing.
+
+1. harness wall time for one cell (``python -m harness test``, container start to stored result) vs a
+   bare QMP script doing the same recipe in a container of the same image (goal <= 1.2), for the modes
+   the bare script covers (normal, cpr-reboot);
+2. 8 scenario cells with ``--jobs 4`` vs serial on this machine (goal <= 0.6);
+3. guest pause (source STOP -> destination RESUME) beside QEMU's own ``downtime``, per mode.
+Uses matrices/smoke.yaml (Debian's prebuilt QEMU, TCG). Appends to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MATRIX = "matrices/smoke.yaml"
+EIGHT = [
+    f"debian-11.1/prebuilt/{m}/tcg" for m in ("boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec")
+] + [f"debian-10.0/prebuilt/{m}/tcg" for m in ("normal", "cpr-reboot", "cpr-transfer")]
+
+
+def harness(reports: Path, run_id: str, cells: list[str], jobs: int = 1) -> float:
+    argv = [
+        sys.executable,
+        "-m",
+        "harness",
+        "test",
+        "--matrix",
+        MATRIX,
+        "--reports",
+        str(reports),
+        "--run-id",
+        run_id,
+        "--jobs",
+        str(jobs),
+        "--cells",
+        *cells,
+    ]
+    started = time.monotonic()
+    subprocess.run(argv, cwd=REPO, stdout=subprocess.DEVNULL, check=False)
+    return time.monotonic() - started
+
+
+def bare(image: str, mode: str, work: Path) -> float:
+    firmware = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            f"{REPO}:/opt/cpr-harness:ro",
+            "-v",
+            f"{work}:/work",
+            "-e",
+            "PYTHONPATH=/opt/cpr-harness",
+            image,
+            "python3",
+            "-c",
+            "from pathlib import Path; from harness import guest; "
+            "print(guest.build_firmware(Path('/work/fw')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    started = time.monotonic()
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--init",
+            "--network",
+            "none",
+            "--shm-size",
+            "512m",
+            "-v",
+            f"{REPO}/bench:/bench:ro",
+            "-v",
+            f"{work}:/work",
+            image,
+            "python3",
+            "/bench/bare_qmp.py",
+            mode,
+            "/usr/bin/qemu-system-x86_64",
+            firmware,
+            "/work",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+def main() -> int:
+    sys.path.insert(0, str(REPO))
+    from harness.containers import Engine
+
+    image = Engine.connect(progress=lambda s: None).ensure_image("qemu-trixie-backports").tag
+    rows: list[tuple[str, float, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="cpr-bench-") as tmp:
+        reports = Path(tmp) / "reports"
+        harness(reports, "warmup", ["debian-11.1/prebuilt/boot/tcg"])
+        for mode in ("normal", "cpr-reboot"):
+            ours = statistics.median(
+                harness(reports, f"{mode}-{n}", [f"debian-11.1/prebuilt/{mode}/tcg"]) for n in range(3)
+            )
+            theirs = []
+            for n in range(3):
+                work = Path(tmp) / f"bare-{mode}-{n}"
+                work.mkdir()
+                theirs.append(bare(image, mode, work))
+            base = statistics.median(theirs)
+            rows.append(
+                (
+                    f"harness cell / bare QMP script, {mode}",
+                    ours / base,
+                    "<= 1.2",
+                    f"{ours:.2f}s / {base:.2f}s (median of 3)",
+                )
+            )
+        serial = harness(reports, "serial", EIGHT, jobs=1)
+        parallel = harness(reports, "parallel", EIGHT, jobs=4)
+        rows.append(
+            ("8 cells --jobs 4 / serial", parallel / serial, "<= 0.6", f"{parallel:.1f}s / {serial:.1f}s")
+        )
+        pauses: dict[str, list[tuple[float, float | None]]] = {}
+        for run in ("serial", "parallel"):
+            for result in (reports / run / "results").glob("*/result.json"):
+                r = json.loads(result.read_text())
+                if "pause_ms" in r.get("timings", {}):
+                    pauses.setdefault(r["scenario"], []).append(
+                        (r["timings"]["pause_ms"], r["timings"].get("downtime_ms"))
+                    )
+    lines = [
+        f"\n## Scenario benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {MATRIX}, TCG.",
+        "",
+        "| figure | ratio | goal | measured |",
+        "|---|---|---|---|",
+    ]
+    for name, ratio, goal, detail in rows:
+        mark = "met" if ratio <= float(goal.split()[-1]) else "missed"
+        lines.append(f"| {name} | {ratio:.2f} | {goal} ({mark}) | {detail} |")
+    lines += ["", "| mode | guest pause ms (STOP -> RESUME) | QEMU downtime ms |", "|---|---|---|"]
+    for mode, values in sorted(pauses.items()):
+        pause = ", ".join(f"{p:.1f}" for p, _ in values)
+        down = ", ".join("-" if d is None else f"{d:.0f}" for _, d in values)
+        lines.append(f"| {mode} | {pause} | {down} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    results = REPO / "bench" / "RESULTS.md"
+    if not results.exists():
+        results.write_text("# Benchmark results\n\nAppended by the scripts in bench/ from real runs.\n")
+    with results.open("a") as handle:
+        handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
