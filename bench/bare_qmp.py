@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ConnectError, QMPClient
 
 
 def argv(qemu: str, fw: str, work: Path, side: str, mode: str) -> list[str]:
@@ -42,12 +42,12 @@ def argv(qemu: str, fw: str, work: Path, side: str, mode: str) -> list[str]:
 
 
 async def connect(path: Path) -> QMPClient:
-    client = QMPClient("bare")
-    for _ in range(200):
+    for _ in range(500):
+        client = QMPClient("bare")
         try:
             await client.connect(str(path))
             return client
-        except (OSError, ConnectionError):
+        except ConnectError:
             await asyncio.sleep(0.01)
     raise SystemExit(f"no QMP at {path}")
 

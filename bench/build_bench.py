@@ -16,17 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from ratios import Figure, record  # noqa: E402
 
 
 def harness_build(matrix: str, cell: str, cache: Path, reports: Path, run_id: str) -> tuple[float, dict]:
@@ -103,49 +103,28 @@ def main() -> int:
         cache.mkdir()
         if (args.main_cache / "downloads").is_dir():
             shutil.copytree(args.main_cache / "downloads", cache / "downloads", symlinks=True)
-        cold, record = harness_build(args.matrix, args.cell, cache, reports, "cold")
+        cold, cold_record = harness_build(args.matrix, args.cell, cache, reports, "cold")
         hit, _ = harness_build(args.matrix, args.cell, cache, reports, "hit")
-        hand = hand_build(record, work)
+        hand = hand_build(cold_record, work)
         shutil.rmtree(cache / "builds")  # fresh build dir, ccache kept warm
         warm, warm_record = harness_build(args.matrix, args.cell, cache, reports, "warm")
         shutil.rmtree(work / "hand-obj", ignore_errors=True)
-    phases = record["durations"]
+    phases = cold_record["durations"]
     build_only = phases.get("configure_s", 0) + phases.get("build_s", 0)
-    rows = [
-        ("cold harness build / hand-run docker build", cold / hand, 1.03, f"{cold:.0f}s / {hand:.0f}s"),
-        (
-            "  (configure+ninja phases only) / hand-run",
-            build_only / hand,
-            1.03,
-            f"{build_only:.0f}s / {hand:.0f}s",
-        ),
-        ("cache-hit re-run / cold", hit / cold, 0.01, f"{hit:.1f}s / {cold:.0f}s"),
-        (
-            "ccache-warm fresh build dir / cold",
-            warm / cold,
-            0.35,
-            f"{warm:.0f}s / {cold:.0f}s, ccache hits {warm_record.get('ccache', {}).get('hit_rate_pct')}%",
-        ),
-    ]
-    machine = f"{platform.node()}: {os.cpu_count()} cores, {platform.platform()}"
-    lines = [
-        f"\n## Build benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"Machine: {machine}; cell {args.cell} ({args.matrix}).",
-        "",
-        "| figure | ratio | goal | measured |",
-        "|---|---|---|---|",
-    ]
-    for name, ratio, goal, detail in rows:
-        mark = "met" if ratio <= goal else "missed"
-        lines.append(f"| {name.strip()} | {ratio:.3f} | <= {goal} ({mark}) | {detail} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    results = REPO / "bench" / "RESULTS.md"
-    if not results.exists():
-        results.write_text("# Benchmark results\n\nAppended by the scripts in bench/ from real runs.\n")
-    with results.open("a") as handle:
-        handle.write(text)
+    warm_hits = warm_record.get("ccache", {}).get("hit_rate_pct")
+    record(
+        "Build benchmarks",
+        f"cell {args.cell} ({args.matrix})",
+        [
+            Figure("cold harness build / hand-run docker build", cold / hand, 1.03,
+                   f"{cold:.0f}s / {hand:.0f}s"),
+            Figure("configure+ninja phases of it / hand-run", build_only / hand, 1.03,
+                   f"{build_only:.0f}s / {hand:.0f}s"),
+            Figure("cache-hit re-run / cold", hit / cold, 0.01, f"{hit:.1f}s / {cold:.0f}s"),
+            Figure("ccache-warm fresh build dir / cold", warm / cold, 0.35,
+                   f"{warm:.0f}s / {cold:.0f}s, ccache hits {warm_hits}%"),
+        ],
+    )  # fmt: skip
     return 0
 
 
