@@ -28,8 +28,9 @@ Problem = tuple[YamlPath, str, str | None]  # (path, message, hint)
 
 def load(text: str, filename: str) -> tuple[Any, dict[YamlPath, int]]:
     """Parse one YAML document; return its data and the line of each key/item (see module doc)."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader already rejects non-printable characters
         root = loader.get_single_node()
         lines: dict[YamlPath, int] = {(): 1}
         data = _build(loader, root, (), lines, filename) if root is not None else None
@@ -44,7 +45,8 @@ def load(text: str, filename: str) -> tuple[Any, dict[YamlPath, int]]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}: YAML error: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, lines
 
 
