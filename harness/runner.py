@@ -108,7 +108,7 @@ def run_cell(
     dst_bin, dst_mounts, dst_dirs = _role_binary(target, "dst") if plan.target else (src_bin, [], [])
     mounts = [*mounts, *dst_mounts, Mount(PACKAGE_DIR, f"{IN_CONTAINER_ROOT}/harness", read_only=True)]
     kvm_ok, kvm_note = kvm_usable() if cell.accel == "kvm" else (False, "")
-    work = Path(tempfile.mkdtemp(prefix="cpr-harness-run-"))
+    work = Path(tempfile.mkdtemp(prefix=f"cpr-harness-run-{os.getpid()}-"))  # owner pid: leak checks
     os.chmod(work, 0o700)
     spec = {
         "cell_id": cell.id,

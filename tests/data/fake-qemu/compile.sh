@@ -1,0 +1,10 @@
+#!/bin/sh
+# compile.sh OUT SLEEP FILL_MB: the fake tree's only build step.
+set -eu
+out=$1
+sleep "$2"
+if [ "$3" -gt 0 ]; then
+    dd if=/dev/zero of=objects.bin bs=1M count="$3" 2>&1
+fi
+printf '#!/bin/sh\necho "QEMU emulator version 0.0.1 (fake tree for fault tests)"\n' > "$out"
+chmod +x "$out"
