@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import patches as patchq
+from harness import triage
 from harness.containers import Engine, ImageRef, Mount, RunResult
 from harness.errors import HarnessError, InfraError
 from harness.matrix import BuildCell
@@ -363,7 +364,14 @@ class Builder:
             record["error"] = error
         if log_result is not None:
             record["log_tail"] = log_result.output.splitlines()[-40:]
-        write_json_atomic(path, record)
+        if verdict != "pass":  # triage (issue 5): cause + suggested matrix change
+            self._triage(cell, record, log_result.output if log_result else "")
+        try:
+            write_json_atomic(path, record)
+        except OSError as exc:  # e.g. the cache's disk is full: the run store still gets the record
+            note = f"could not write {path}: {exc.strerror or exc}"
+            record["error"] = f"{record['error']}; {note}" if record.get("error") else note
+            return BuildOutcome(cell.id, record, None, None)
         artifact = self._artifact(cell, record, home) if verdict == "pass" else None
         return BuildOutcome(cell.id, record, path, artifact)
 
@@ -377,7 +385,34 @@ class Builder:
         record["hint"] = exc.hint
         record["finished_at"] = _now()
         record["durations"]["total_s"] = round(time.monotonic() - started, 2)
+        self._triage(cell, record, exc.hint or "")  # triage (issue 5)
         return BuildOutcome(cell.id, record, None, None)
+
+    # -- triage (issue 5) -------------------------------------------------------------------------
+
+    def _triage(self, cell: BuildCell, record: dict, output: str) -> None:
+        """Store ``record["triage"]`` = {stage, cause, explanation, remedy, rule, evidence, change, ...}."""
+        try:
+            distro = triage.image_distro(self.engine.containers_dir, cell.tree.image)
+            found = triage.classify(
+                record.get("stage"),
+                output,
+                error=str(record.get("error") or ""),
+                distro=distro,
+                image=cell.tree.image,
+                series=record.get("series"),
+            )
+        except (HarnessError, OSError) as exc:  # a broken rules file must not lose the build record
+            record["triage"] = {
+                "stage": record.get("stage"),
+                "cause": "triage failed",
+                "explanation": str(exc),
+            }
+            return
+        record["triage"] = found.to_json()
+        if found.stage == "infra":  # disk full, engine trouble: not the tree's fault
+            record["stage"] = "infra"
+            record["verdict"] = "error"
 
     def _prebuilt(self, cell: BuildCell) -> BuildOutcome:
         record: dict = {
@@ -389,25 +424,37 @@ class Builder:
             "cache_hit": True,
             "durations": {},
         }
+        binary = cell.tree.binary or "/usr/bin/qemu-system-x86_64"
         try:
             image = self.engine.ensure_image(cell.tree.image)
             record["image"] = {"name": image.name, "tag": image.tag, "id": image.id}
-            binary = cell.tree.binary or "/usr/bin/qemu-system-x86_64"
-            with self.engine.session(image, label=f"version {cell.id}") as box:
-                version = box.exec([binary, "--version"])
+            code, version = self._prebuilt_version(cell, image, binary)
         except HarnessError as exc:
             return self._early_failure(cell, record, exc, time.monotonic())
-        record["qemu_version"] = version.output.splitlines()[0] if version.output else ""
+        record["qemu_version"] = version.splitlines()[0] if version else ""
         record["binary"] = binary
-        record["verdict"] = "pass" if version.exit_code == 0 else "fail"
-        record["stage"] = None if version.exit_code == 0 else "install"
-        if version.exit_code != 0:
-            record["error"] = f"{binary} --version failed: {version.output[-400:]}"
+        record["verdict"] = "pass" if code == 0 else "fail"
+        record["stage"] = None if code == 0 else "install"
+        if code != 0:
+            record["error"] = f"{binary} --version failed: {version[-400:]}"
         record["finished_at"] = _now()
-        artifact = (
-            Artifact(cell.id, image, binary, None, record["qemu_version"]) if version.exit_code == 0 else None
-        )
+        artifact = Artifact(cell.id, image, binary, None, record["qemu_version"]) if code == 0 else None
         return BuildOutcome(cell.id, record, None, artifact)
+
+    def _prebuilt_version(self, cell: BuildCell, image: ImageRef, binary: str) -> tuple[int, str]:
+        """``binary --version`` in the image, remembered per (image id, binary): images are immutable."""
+        key = hashlib.sha256(f"{image.id} {binary}".encode()).hexdigest()[:16]
+        path = self.cache / "prebuilt" / f"{key}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            known = json.loads(path.read_text())
+            return int(known["exit_code"]), str(known["output"])
+        with self.engine.session(image, label=f"version {cell.id}") as box:
+            result = box.exec([binary, "--version"])
+        if result.exit_code == 0:
+            write_json_atomic(
+                path, {"exit_code": 0, "output": result.output, "image": image.id, "binary": binary}
+            )
+        return result.exit_code, result.output
 
 
 def build_env() -> dict[str, str]:

@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
             )
             cmd.add_argument("--build-jobs", type=int, default=None, help="ninja -j (default: cores)")
             cmd.add_argument(
+                "--remedy",
+                choices=["auto", "off"],
+                default="off",
+                help="auto: retry a failed build once with the triage rule's suggested profile change "
+                "(a derived cell <tree>/<profile>+<remedy>, reported beside the failed one)",
+            )
+            cmd.add_argument(
                 "--jobs",
                 type=int,
                 default=1,

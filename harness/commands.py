@@ -18,6 +18,7 @@ from harness.build import Builder, BuildOutcome
 from harness.containers import Engine
 from harness.errors import ConfigError
 from harness.merge import merge_runs
+from harness.remedy import RemedyNotApplicable, derived_cell
 from harness.report import render_run
 from harness.results import RunStore, ScenarioResult, new_run_id, update_latest
 from harness.runner import CellPlan, run_cell
@@ -74,26 +75,80 @@ def _builder(args: argparse.Namespace, matrix: mx.Matrix, engine: Engine) -> Bui
     )
 
 
-def _run_builds(builder: Builder, store: RunStore, cells: list[mx.BuildCell]) -> dict[str, BuildOutcome]:
+def _say_build(cell_id: str, outcome: BuildOutcome) -> None:
+    record = outcome.record
+    if outcome.ok:
+        how = "cache hit" if record.get("cache_hit") else f"{record['durations'].get('total_s', 0):.0f}s"
+        _say(f"  pass  {cell_id}  ({how}) {record.get('qemu_version', '')}")
+        return
+    _say(
+        f"  {record.get('verdict', 'fail').upper()}  {cell_id}  stage {record.get('stage')}: "
+        f"{record.get('error', '')}"
+    )
+    for line in record.get("log_tail", [])[-12:]:
+        _say(f"    | {line}")
+    if record.get("hint"):
+        _say(f"    fix: {record['hint']}")
+    found = record.get("triage") or {}
+    if found.get("cause"):
+        _say(f"    cause: {found['cause']}")
+    if found.get("remedy"):
+        _say(f"    remedy: {found['remedy']}")
+
+
+def _remedy(builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome) -> BuildOutcome:
+    """--remedy auto: retry ``cell`` once as ``<tree>/<profile>+<remedy>`` with the triage change applied.
+
+    Both records stay in the run (``remedy_attempt`` on the failed one, ``remedy_of`` on the retry). The
+    retry's outcome stands in for the cell (its scenarios run on it) when it passes."""
+    found = failed.record.get("triage") or {}
+    change = found.get("change")
+    if not change or cell.profile is None:
+        return failed
+    try:
+        retry_cell = derived_cell(cell, change)
+    except RemedyNotApplicable as exc:
+        _say(f"  remedy for {cell.id} not applicable: {exc}")
+        failed.record["remedy_attempt"] = {"cell": None, "change": change, "reason": str(exc)}
+        store.save_build(cell.id, failed.record)
+        return failed
+    assert retry_cell.profile is not None
+    _say(f"  remedy: retrying {cell.id} as {retry_cell.id} ({' '.join(retry_cell.profile.configure)})")
+    retry = builder.build(retry_cell)
+    retry.record["remedy_of"] = {
+        "cell": cell.id,
+        "rule": found.get("rule"),
+        "cause": found.get("cause"),
+        "change": change,
+        "configure_before": [*cell.profile.configure],
+    }
+    failed.record["remedy_attempt"] = {
+        "cell": retry_cell.id,
+        "verdict": retry.record.get("verdict"),
+        "change": change,
+        "configure": [*retry_cell.profile.configure],
+    }
+    store.save_build(retry_cell.id, retry.record)
+    store.save_build(cell.id, failed.record)
+    _say_build(retry_cell.id, retry)
+    if retry.ok:
+        _say(f"  REMEDIED {cell.id} -> {retry_cell.id}: make it permanent in profile {cell.profile_name}")
+        return retry
+    return failed
+
+
+def _run_builds(
+    builder: Builder, store: RunStore, cells: list[mx.BuildCell], remedy: str = "off"
+) -> dict[str, BuildOutcome]:
     outcomes: dict[str, BuildOutcome] = {}
     for number, cell in enumerate(cells, start=1):
         _say(f"[build {number}/{len(cells)}] {cell.id}")
         outcome = builder.build(cell)
         store.save_build(cell.id, outcome.record)
+        _say_build(cell.id, outcome)
+        if not outcome.ok and remedy == "auto":
+            outcome = _remedy(builder, store, cell, outcome)
         outcomes[cell.id] = outcome
-        record = outcome.record
-        if outcome.ok:
-            how = "cache hit" if record.get("cache_hit") else f"{record['durations'].get('total_s', 0):.0f}s"
-            _say(f"  pass  {cell.id}  ({how}) {record.get('qemu_version', '')}")
-        else:
-            _say(
-                f"  {record.get('verdict', 'fail').upper()}  {cell.id}  stage {record.get('stage')}: "
-                f"{record.get('error', '')}"
-            )
-            for line in record.get("log_tail", [])[-12:]:
-                _say(f"    | {line}")
-            if record.get("hint"):
-                _say(f"    fix: {record['hint']}")
     return outcomes
 
 
@@ -102,10 +157,14 @@ def build(args: argparse.Namespace) -> int:
     engine = Engine.connect(progress=_say)
     engine.remove_orphans()
     store = _store(args)
-    outcomes = _run_builds(_builder(args, matrix, engine), store, builds)
+    outcomes = _run_builds(_builder(args, matrix, engine), store, builds, getattr(args, "remedy", "off"))
     failed = [cid for cid, out in outcomes.items() if not out.ok]
+    remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
     _render(store.root)
-    _say(f"builds: {len(outcomes) - len(failed)} passed, {len(failed)} failed  (records: {_rel(store.root)})")
+    _say(
+        f"builds: {len(outcomes) - len(failed)} passed ({len(remedied)} after a remedy), {len(failed)} failed"
+        f"  (records: {_rel(store.root)})"
+    )
     return 1 if failed else 0
 
 
@@ -120,7 +179,7 @@ def test(args: argparse.Namespace) -> int:
     engine = Engine.connect(progress=_say)
     engine.remove_orphans()
     store = _store(args)
-    outcomes = _run_builds(_builder(args, matrix, engine), store, builds)
+    outcomes = _run_builds(_builder(args, matrix, engine), store, builds, getattr(args, "remedy", "off"))
     started = time.monotonic()
     done: list[ScenarioResult] = []
 

@@ -5,6 +5,7 @@ each names its base::
 
     # cpr-harness-base: debian:trixie          (a root filesystem: pulled, or bootstrapped)
     # cpr-harness-base: image:debian-trixie    (another image of this repository)
+    # cpr-harness-base: registry:openeuler/openeuler:24.03-lts   (pulled only: there is no bootstrap)
 
 An image is tagged ``cpr-harness/<name>:<recipe-hash>``, where the recipe hash covers every file of the
 folder and the base image id, so it is rebuilt exactly when its recipe (or its base) changes. When no
@@ -187,7 +188,8 @@ class Engine:
         if not match:
             raise InfraError(
                 f"containers/{name}/Dockerfile: first line must be "
-                "'# cpr-harness-base: debian:<suite>' or '# cpr-harness-base: image:<name>'"
+                "'# cpr-harness-base: debian:<suite>', '# cpr-harness-base: image:<name>' or "
+                "'# cpr-harness-base: registry:<repository>:<tag>'"
             )
         return match.group(1)
 
@@ -216,6 +218,9 @@ class Engine:
         elif base.startswith("debian:"):
             root = self.ensure_root(base.removeprefix("debian:"))
             base_tag, base_id = root.tag, root.id
+        elif base.startswith("registry:"):
+            pulled = self.ensure_pulled(name, base.removeprefix("registry:"))
+            base_tag, base_id = pulled.tag, pulled.id
         else:
             raise InfraError(f"containers/{name}/Dockerfile: unknown base {base!r}")
         recipe = self.recipe_hash(name, base_id)
@@ -270,6 +275,28 @@ class Engine:
             except (docker.errors.APIError, requests.RequestException) as exc:
                 self.progress(f"base {suite}: no registry answers ({str(exc)[:80]}); bootstrapping")
             return self._bootstrap(suite, tag)
+
+    def ensure_pulled(self, name: str, reference: str) -> ImageRef:
+        """A registry base (``repository:tag``): present locally, else pulled. There is no bootstrap for
+        such bases: when the pull fails, one InfraError says so (``docker load`` the image to go on)."""
+        repository, _, tag = (
+            reference.rpartition(":") if ":" in reference.split("/")[-1] else (reference, "", "")
+        )
+        tag = tag or "latest"
+        found = self._existing(f"{repository}:{tag}")
+        if found:
+            return found
+        with _lock(Path(tempfile.gettempdir()) / f"cpr-harness-pull-{repository.replace('/', '_')}.lock"):
+            try:
+                self.progress(f"image {name}: trying to pull {repository}:{tag}")
+                image = self.client.images.pull(repository, tag=tag)
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                raise InfraError(
+                    f"image {name}: cannot pull {repository}:{tag} (no registry answers: {str(exc)[:120]}) "
+                    f"and the harness has no bootstrap for this distribution",
+                    hint=f"make a registry reachable, or `docker load` an image tagged {repository}:{tag}",
+                ) from exc
+            return ImageRef(name=f"{repository}:{tag}", tag=f"{repository}:{tag}", id=image.id)
 
     def _bootstrap(self, suite: str, tag: str) -> ImageRef:
         if shutil.which("debootstrap") is None or os.geteuid() != 0:

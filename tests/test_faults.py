@@ -98,10 +98,15 @@ def test_two_runs_on_one_cache_build_once(tmp_path: Path, no_leaks: list[int]) -
     assert records[0]["key"] == records[1]["key"] and all(r["verdict"] == "pass" for r in records)
 
 
-def test_sigint_during_build(tmp_path: Path, no_leaks: list[int]) -> None:
+def test_sigint_during_build_of_a_locked_down_container(tmp_path: Path, no_leaks: list[int]) -> None:
     proc = start("build", "--matrix", str(matrix(tmp_path, ["--sleep=120"])), *harness_args(tmp_path, "int"))
     no_leaks.append(proc.pid)
     wait_for_container(proc.pid)
+    (info,) = json.loads(subprocess.run(["docker", "inspect", *containers_of(proc.pid)], capture_output=True,
+                                        text=True, check=True).stdout)  # fmt: skip
+    assert info["Config"]["User"] == "1000:1000" and not info["HostConfig"]["Privileged"]
+    assert info["HostConfig"]["NetworkMode"] == "none"
+    assert {m["Destination"]: m["RW"] for m in info["Mounts"]}["/src"] is False  # source read-only
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -481,7 +481,7 @@ def test_smoke_matrix_against_real_repo() -> None:
 def test_nightly_matrix(shipped_root: Path) -> None:
     m = mx.load_matrix(REPO / "matrices" / "nightly.yaml", repo_root=shipped_root)
     builds, scens = mx.build_cells(m), mx.scenario_cells(m)
-    assert len(builds) == 10
+    assert len(builds) == 11  # issue 5 added openeuler-24.03-src/openeuler (src-openEuler spec form)
     assert "openeuler-8.2/openeuler" in ids(builds) and "upstream-10.2.0/werror" in ids(builds)
     assert not [
         s for s in scens if s.build.tree_name.startswith("openeuler") and s.scenario == "cpr-transfer"
@@ -489,7 +489,8 @@ def test_nightly_matrix(shipped_root: Path) -> None:
     assert not [s for s in scens if s.build.profile_name == "werror" and s.scenario.startswith("cpr-")]
     ups = [s for s in scens if s.target is not None]
     assert len(ups) == 4 * 2 + 1 * 2 and ups[0].id == "upgrade/release-to-master/normal/tcg"
-    assert len(scens) == 90
+    assert len(scens) == 90 + 4 * 2  # openeuler-24.03-src/openeuler: 4 scenarios (no cpr-transfer) x 2
+    assert m.trees["openeuler-24.03-src"].patches == "src-openeuler-qemu-24.03"
     assert m.trees["upstream-10.2.0"].sha256 and len(m.trees["upstream-10.2.0"].sha256 or "") == 64
     seed = m.profiles["openeuler"].configure
     assert "--disable-werror" in seed and "--target-list-exclude=loongarch64-softmmu" in seed
