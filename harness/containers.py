@@ -21,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -193,12 +195,29 @@ class Engine:
             )
         return match.group(1)
 
+    def context_files(self, name: str) -> list[tuple[str, Path]]:
+        """The build context of an image: its folder, plus ``containers/common/`` as ``common/``."""
+        folder, common = self.recipe_dir(name), self.containers_dir / "common"
+        files = [(str(p.relative_to(folder)), p) for p in sorted(folder.rglob("*")) if p.is_file()]
+        if common.is_dir():
+            files += [
+                (f"common/{p.relative_to(common)}", p) for p in sorted(common.rglob("*")) if p.is_file()
+            ]
+        return files
+
     def recipe_hash(self, name: str, base_id: str) -> str:
         digest = hashlib.sha256(base_id.encode())
-        folder = self.recipe_dir(name)
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+        for arcname, path in self.context_files(name):
+            digest.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()
+
+    def _context(self, name: str) -> io.BytesIO:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for arcname, path in self.context_files(name):
+                tar.add(path, arcname=arcname)
+        buffer.seek(0)
+        return buffer
 
     def _existing(self, tag: str) -> ImageRef | None:
         try:
@@ -233,7 +252,8 @@ class Engine:
             started = time.monotonic()
             try:
                 lines = self.client.api.build(
-                    path=str(self.recipe_dir(name)),
+                    fileobj=self._context(name),
+                    custom_context=True,
                     tag=tag,
                     buildargs={"BASE": base_tag},
                     labels={LABEL: "1", f"{LABEL}.recipe": recipe},
