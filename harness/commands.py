@@ -202,19 +202,24 @@ def test(args: argparse.Namespace) -> int:
         count = f"[{len(done)}/{len(scenarios)}]"
         _say(f"{count} {result.verdict.upper():<11} {result.cell_id}  {_pause(result)}{first}")
 
-    if args.jobs <= 1:
-        for cell in scenarios:
-            _say(f"  running {cell.id}")
-            report(one(cell))
-    else:
-        with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="cell") as pool:
-            futures = [pool.submit(one, cell) for cell in scenarios]
-            try:
-                for future in as_completed(futures):
-                    report(future.result())
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)  # running cells finish and clean up
-                raise
+    try:
+        if args.jobs <= 1:
+            for cell in scenarios:
+                _say(f"  running {cell.id}")
+                report(one(cell))
+        else:
+            with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="cell") as pool:
+                futures = [pool.submit(one, cell) for cell in scenarios]
+                try:
+                    for future in as_completed(futures):
+                        report(future.result())
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=True, cancel_futures=True)  # running cells finish and clean up
+                    raise
+    except KeyboardInterrupt:
+        # what finished is in the store; the report shows the rest as "not run"
+        _render(store.root, [c.id for c in scenarios])
+        raise
     order = {cell.id: n for n, cell in enumerate(scenarios)}
     results = sorted(done, key=lambda r: order[r.cell_id])
     store.write_summary([c.id for c in scenarios])

@@ -127,6 +127,9 @@ def test_sigint_during_scenario_leaves_nothing(tmp_path: Path, no_leaks: list[in
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
+    summary = json.loads((tmp_path / "reports" / "int" / "summary.json").read_text())
+    assert len(summary) == 5 and "not-run" in summary.values()  # the report of what finished, the rest
+    assert (tmp_path / "reports" / "int" / "index.html").is_file()
 
 
 def _labels(pid: int) -> list[str]:
