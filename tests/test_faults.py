@@ -223,3 +223,39 @@ def test_docker_engine_stopped_mid_build_is_infra(tmp_path: Path) -> None:
                         *harness_args(tmp_path, "after"))  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
     assert containers_of(proc.pid) == [], "the next run removes what the killed engine left"
+
+
+def test_conflicting_patch_names_patch_and_hunk(tmp_path: Path, no_leaks: list[int]) -> None:
+    queue = REPO / "patches" / f"_fault-conflict-{os.getpid()}"
+    queue.mkdir()
+    try:
+        (queue / "series").write_text("0001-touch-configure.patch\n")
+        (queue / "0001-touch-configure.patch").write_text(
+            "--- a/configure\n+++ b/configure\n@@ -1,3 +1,3 @@\n #!/bin/sh\n-# this line is not in the tree\n"
+            "+# so the hunk cannot apply\n set -eu\n"
+        )
+        m = matrix(tmp_path, []).read_text().replace("    path:", f"    patches: {queue.name}\n    path:", 1)
+        (tmp_path / "m.yaml").write_text(m)
+        done = run_harness("build", "--matrix", str(tmp_path / "m.yaml"), *harness_args(tmp_path, "patch"))
+    finally:
+        for path in sorted(queue.iterdir()):
+            path.unlink()
+        queue.rmdir()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    record = build_record(tmp_path, "patch", "fake/p")
+    assert record["verdict"] == "fail" and record["stage"] == "patch"
+    (status,) = record["series"]["statuses"]
+    assert status["status"] == "failed" and status["name"] == "0001-touch-configure.patch"
+    assert "Hunk #1 FAILED" in status["detail"]
+
+
+def test_qemu_lacking_a_mode_is_unsupported_not_failed(tmp_path: Path, no_leaks: list[int]) -> None:
+    cell = "debian-10.0/prebuilt/cpr-exec/tcg"
+    done = run_harness(
+        "test", "--matrix", "matrices/smoke.yaml", "--cells", cell, *harness_args(tmp_path, "mode")
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # unsupported is not a failure
+    result = json.loads((tmp_path / "reports" / "mode" / "results" / "debian-10.0__prebuilt__cpr-exec__tcg"
+                         / "result.json").read_text())  # fmt: skip
+    assert result["verdict"] == "unsupported"
+    assert "Parameter 'mode' does not accept value 'cpr-exec'" in result["reason"]
