@@ -57,9 +57,31 @@ def provision(session: nox.Session) -> None:
 
 @nox.session
 def selftest(session: nox.Session) -> None:
-    """The harness's own tests: unit + integration on the real engine and real QEMU."""
+    """The harness's own tests: unit + integration on the real engine and real QEMU (faults apart)."""
     _install(session, "test")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-ra"]))
+    session.run("python", "-m", "pytest", "-m", "not faults", *(session.posargs or ["-ra"]))
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Faults injected into real runs (engine stopped, disk full, SIGINT, bad input): verdicts, no leaks."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "-m", "faults", *(session.posargs or ["-ra"]))
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """The selected cells as a CI job matrix: -- --format github|gitlab|json [--matrix M] [--cells P...]."""
+    _install(session)
+    session.run("python", "-m", "harness", "matrix", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark of bench/ on real builds and cells; appends the figures to bench/RESULTS.md."""
+    _install(session)
+    session.run("python", "bench/build_bench.py")
+    session.run("python", "bench/scenario_bench.py")
 
 
 @nox.session
@@ -67,3 +89,12 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py", "bench")
+
+
+@nox.session
+def detect(session: nox.Session) -> None:
+    """Detection power: seeded bugs x modes on real QEMU, then clean repetitions (0 false alarms allowed).
+
+    nox -s detect -- --clean-runs 20 --jobs 2 [--image qemu-trixie-backports] [--out DIR]"""
+    _install(session)
+    session.run("python", "-m", "harness.detect", *(session.posargs or ["--jobs", "2"]))

@@ -63,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
                 default=1,
                 help="scenario cells run at once, each in its own container (default 1)",
             )
+    mat = sub.add_parser(
+        "matrix", help="print the selected cells as a CI job matrix (one job per build cell)"
+    )
+    mat.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file")
+    mat.add_argument(
+        "--cells", nargs="+", default=[], metavar="PATTERN", help="fnmatch patterns over cell ids"
+    )
+    mat.add_argument(
+        "--format",
+        choices=["github", "gitlab", "json"],
+        default="json",
+        help="github: strategy.matrix JSON; gitlab: child-pipeline YAML; json: shard list",
+    )
     rep = sub.add_parser("report", help="render HTML, JUnit and JSON from stored results only")
     rep.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="run folders")
     rep.add_argument("--run", default="latest", help="run folder name under --reports (default: latest)")

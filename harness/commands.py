@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness import matrix as mx
 from harness.build import Builder, BuildOutcome
+from harness.cimatrix import ci_matrix
 from harness.containers import Engine
 from harness.errors import ConfigError
 from harness.merge import merge_runs
@@ -52,6 +53,13 @@ def list(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
     for cell in scenarios:
         extra = f"  (target {cell.target.id})" if cell.target else ""
         _say(f"scenario {cell.id}{extra}")
+    return 0
+
+
+def matrix(args: argparse.Namespace) -> int:
+    """The selected cells as a CI job matrix (--format github|gitlab|json) on stdout."""
+    m, builds, scenarios = _selection(args)
+    sys.stdout.write(ci_matrix(m, scenarios, builds, args.format))
     return 0
 
 
