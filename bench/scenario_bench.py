@@ -4,7 +4,7 @@
 1. harness wall time for one cell (``python -m harness test``, container start to stored result) vs a
    bare QMP script doing the same recipe in a container of the same image (goal <= 1.2), for the modes
    the bare script covers (normal, cpr-reboot);
-2. 8 scenario cells with ``--jobs 4`` vs serial on this machine (goal <= 0.6);
+2. 8 scenario cells with ``--jobs 2`` vs serial on this machine (goal <= 0.6);
 3. guest pause (source STOP -> destination RESUME) beside QEMU's own ``downtime``, per mode.
 Uses matrices/smoke.yaml (Debian's prebuilt QEMU, TCG). Appends to bench/RESULTS.md.
 """
@@ -142,9 +142,9 @@ def main() -> int:
                 )
             )
         serial = harness(reports, "serial", EIGHT, jobs=1)
-        parallel = harness(reports, "parallel", EIGHT, jobs=4)
+        parallel = harness(reports, "parallel", EIGHT, jobs=2)
         figures.append(
-            Figure("8 cells --jobs 4 / serial", parallel / serial, 0.6, f"{parallel:.1f}s / {serial:.1f}s")
+            Figure("8 cells --jobs 2 / serial", parallel / serial, 0.6, f"{parallel:.1f}s / {serial:.1f}s")
         )
         pauses: dict[str, list[tuple[float, float | None]]] = {}
         for run in ("serial", "parallel"):
