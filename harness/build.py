@@ -14,8 +14,6 @@ Flow: image -> fetch source -> patch queue -> build key -> cache hit? -> configu
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,23 +21,30 @@ import re
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import patches as patchq
 from harness import triage
-from harness.containers import Engine, ImageRef, Mount, RunResult
+from harness.buildbox import (
+    BUILD_UID,
+    build_env,
+    ccache_delta,
+    ccache_stats,
+    chown_tree,
+    collect_artifacts,
+    reproduce_script,
+    version_in_image,
+)
+from harness.containers import Engine, ImageRef, Mount, RunResult, file_lock
 from harness.errors import HarnessError, InfraError
 from harness.matrix import BuildCell
 from harness.results import write_json_atomic
 from harness.sources import fetch_tree
 
-BUILD_UID = "1000:1000"  # builds never run as root; the host side chowns the writable dirs to it
-CONTAINER_PATH = "/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
-CCACHE_KEYS = ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss")
 
 
 @dataclass
@@ -83,17 +88,6 @@ def build_key(
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Builder:
@@ -158,7 +152,7 @@ class Builder:
             image.id,
         )
         home = self.cache / "builds" / key[:16]
-        with _locked(home / ".lock"):
+        with file_lock(home / ".lock"):
             hit = self._cache_hit(home, cell)
             if hit:
                 return hit
@@ -227,8 +221,8 @@ class Builder:
                 return self._finish(
                     cell, record, record_path, home, "fail", started, error="a patch did not apply"
                 )
-            _chown_tree(obj, BUILD_UID)
-            _chown_tree(ccache, BUILD_UID)
+            chown_tree(obj, BUILD_UID)
+            chown_tree(ccache, BUILD_UID)
             (home / "reproduce.sh").write_text(
                 reproduce_script(
                     cell.id, record["key"], image, source, record["configure"], record["targets"], self.jobs
@@ -241,7 +235,7 @@ class Builder:
                 image, mounts=mounts, network=False, user=BUILD_UID, env=build_env(), label=f"build {cell.id}"
             ) as box:
                 record["compiler"] = (box.exec(["cc", "--version"]).output.splitlines() or [""])[0]
-                before = _ccache_stats(box)
+                before = ccache_stats(box)
                 record["stage"] = "configure"
                 write_json_atomic(record_path, record)
                 result = self._step(box, log, "configure", ["/src/configure", *record["configure"]], record)
@@ -251,13 +245,13 @@ class Builder:
                 write_json_atomic(record_path, record)
                 ninja = ["ninja", "-j", str(self.jobs), *record["targets"]]
                 result = self._step(box, log, "build", ninja, record, progress=cell.id)
-                record["ccache"] = _ccache_delta(before, _ccache_stats(box))
+                record["ccache"] = ccache_delta(before, ccache_stats(box))
                 if result.exit_code != 0:
                     if re.search(r"undefined reference|ld returned|collect2", result.output):
                         record["stage"] = "link"
                     return self._finish(cell, record, record_path, home, "fail", started, log_result=result)
                 record["stage"] = "install"
-                binaries = _collect(obj, home / "artifacts")
+                binaries = collect_artifacts(obj, home / "artifacts")
                 if not binaries:
                     return self._finish(
                         cell,
@@ -305,7 +299,7 @@ class Builder:
             return pristine
         digest = hashlib.sha256(f"{record['source']['digest']} {queue.digest}".encode()).hexdigest()
         target = self.cache / "patched" / digest[:16]
-        with _locked(target.with_suffix(".lock")):
+        with file_lock(target.with_suffix(".lock")):
             done = target.with_suffix(".json")
             if target.is_dir() and done.is_file():
                 record["series"] = json.loads(done.read_text())
@@ -428,7 +422,7 @@ class Builder:
         try:
             image = self.engine.ensure_image(cell.tree.image)
             record["image"] = {"name": image.name, "tag": image.tag, "id": image.id}
-            code, version = self._prebuilt_version(cell, image, binary)
+            code, version = version_in_image(self.engine, self.cache / "prebuilt", image, binary)
         except HarnessError as exc:
             return self._early_failure(cell, record, exc, time.monotonic())
         record["qemu_version"] = version.splitlines()[0] if version else ""
@@ -440,96 +434,3 @@ class Builder:
         record["finished_at"] = _now()
         artifact = Artifact(cell.id, image, binary, None, record["qemu_version"]) if code == 0 else None
         return BuildOutcome(cell.id, record, None, artifact)
-
-    def _prebuilt_version(self, cell: BuildCell, image: ImageRef, binary: str) -> tuple[int, str]:
-        """``binary --version`` in the image, remembered per (image id, binary): images are immutable."""
-        key = hashlib.sha256(f"{image.id} {binary}".encode()).hexdigest()[:16]
-        path = self.cache / "prebuilt" / f"{key}.json"
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            known = json.loads(path.read_text())
-            return int(known["exit_code"]), str(known["output"])
-        with self.engine.session(image, label=f"version {cell.id}") as box:
-            result = box.exec([binary, "--version"])
-        if result.exit_code == 0:
-            write_json_atomic(
-                path, {"exit_code": 0, "output": result.output, "image": image.id, "binary": binary}
-            )
-        return result.exit_code, result.output
-
-
-def build_env() -> dict[str, str]:
-    """Environment of build containers. ccache runs in depend mode: on a miss it does not run the
-    preprocessor a second time (meson passes -MD), which keeps a cold build close to a plain one."""
-    return {
-        "PATH": CONTAINER_PATH,
-        "CCACHE_DIR": "/ccache",
-        "CCACHE_DEPEND": "1",
-        "HOME": "/tmp",
-        "TEST_DIR": "/build/tests-scratch",
-        "LANG": "C.UTF-8",
-    }
-
-
-def _chown_tree(path: Path, owner: str) -> None:
-    if os.geteuid() != 0:
-        return
-    uid, gid = (int(x) for x in owner.split(":"))
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(root, name), uid, gid)
-
-
-def _ccache_stats(box) -> dict[str, int]:
-    result = box.exec(["ccache", "--print-stats"])
-    stats = {}
-    for line in result.output.splitlines():
-        key, _, value = line.partition("\t")
-        if key in CCACHE_KEYS and value.strip().isdigit():
-            stats[key] = int(value)
-    return stats
-
-
-def _ccache_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    delta = {key: after.get(key, 0) - before.get(key, 0) for key in CCACHE_KEYS}
-    hits = delta["direct_cache_hit"] + delta["preprocessed_cache_hit"]
-    total = hits + delta["cache_miss"]
-    delta["hit_rate_pct"] = round(100 * hits / total) if total else 0
-    return delta
-
-
-def _collect(obj: Path, artifacts: Path) -> list[str]:
-    """Copy qemu-system-* binaries and the firmware the build produced; return the binary names."""
-    (artifacts / "bin").mkdir(parents=True, exist_ok=True)
-    names = []
-    for binary in sorted(obj.glob("qemu-system-*")):
-        if binary.is_file() and os.access(binary, os.X_OK) and "." not in binary.name:
-            shutil.copy2(binary, artifacts / "bin" / binary.name)
-            names.append(binary.name)
-    share = artifacts / "share"
-    share.mkdir(exist_ok=True)
-    for blob in sorted((obj / "pc-bios").glob("*")) if (obj / "pc-bios").is_dir() else []:
-        if blob.is_file() and blob.suffix in {".bin", ".rom", ".img", ".fd", ".dtb", ".elf"}:
-            shutil.copy2(blob, share / blob.name)
-    return names
-
-
-def reproduce_script(
-    cell_id: str, key: str, image: ImageRef, source: Path, configure: list[str], targets: list[str], jobs: int
-) -> str:
-    inner = (
-        shlex.join(["/src/configure", *configure]) + " && " + shlex.join(["ninja", "-j", str(jobs), *targets])
-    )
-    env = " ".join(f"-e {shlex.quote(k + '=' + v)}" for k, v in build_env().items() if k != "CCACHE_DIR")
-    return f"""#!/bin/sh
-# Reruns build {cell_id} (key {key[:16]}) exactly: same image, patched source and flags, no network.
-# Usage: reproduce.sh [BUILD_DIR]   (default: a fresh temporary directory; ccache is not used)
-set -eu
-build_dir=${{1:-$(mktemp -d)}}
-chown {BUILD_UID} "$build_dir" 2>/dev/null || true
-exec docker run --rm --init --network none --user {BUILD_UID} \\
-  -v {shlex.quote(str(source))}:/src:ro -v "$build_dir":/build -w /build \\
-  {env} -e CCACHE_DISABLE=1 \\
-  {image.id} sh -c {shlex.quote(inner)}
-"""

@@ -24,8 +24,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
-import subprocess
 import tarfile
 import tempfile
 import threading
@@ -38,6 +36,7 @@ import docker
 import docker.errors
 import requests
 
+from harness.bootstrap import bootstrap_root
 from harness.errors import InfraError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -244,7 +243,7 @@ class Engine:
             raise InfraError(f"containers/{name}/Dockerfile: unknown base {base!r}")
         recipe = self.recipe_hash(name, base_id)
         tag = f"{LABEL}/{name}:{recipe[:16]}"
-        with _lock(Path(tempfile.gettempdir()) / f"cpr-harness-image-{name}.lock"):
+        with file_lock(Path(tempfile.gettempdir()) / f"cpr-harness-image-{name}.lock"):
             found = self._existing(tag)
             if found:
                 return ImageRef(name=name, tag=tag, id=found.id)
@@ -283,7 +282,7 @@ class Engine:
     def ensure_root(self, suite: str) -> ImageRef:
         """A plain Debian root filesystem image: ``debian:<suite>`` pulled, else bootstrapped."""
         tag = f"{LABEL}/base:{suite}"
-        with _lock(Path(tempfile.gettempdir()) / f"cpr-harness-root-{suite}.lock"):
+        with file_lock(Path(tempfile.gettempdir()) / f"cpr-harness-root-{suite}.lock"):
             found = self._existing(tag)
             if found:
                 return found
@@ -306,7 +305,7 @@ class Engine:
         found = self._existing(f"{repository}:{tag}")
         if found:
             return found
-        with _lock(Path(tempfile.gettempdir()) / f"cpr-harness-pull-{repository.replace('/', '_')}.lock"):
+        with file_lock(Path(tempfile.gettempdir()) / f"cpr-harness-pull-{repository.replace('/', '_')}.lock"):
             try:
                 self.progress(f"image {name}: trying to pull {repository}:{tag}")
                 image = self.client.images.pull(repository, tag=tag)
@@ -319,34 +318,13 @@ class Engine:
             return ImageRef(name=f"{repository}:{tag}", tag=f"{repository}:{tag}", id=image.id)
 
     def _bootstrap(self, suite: str, tag: str) -> ImageRef:
-        if shutil.which("debootstrap") is None or os.geteuid() != 0:
-            raise InfraError(
-                f"cannot pull debian:{suite} and cannot bootstrap it here "
-                "(debootstrap needs root and the debootstrap package)",
-                hint="run `nox -s provision` as root, or make a registry reachable",
-            )
-        mirror = host_debian_mirror()
+        repo, _, version = tag.partition(":")
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"cpr-harness-debootstrap-{suite}-") as tmp:
-            root = Path(tmp) / "root"
-            argv = ["debootstrap", "--variant=minbase", suite, str(root)] + ([mirror] if mirror else [])
-            self.progress(f"base {suite}: {' '.join(argv)} (about 30 s)")
-            proc = subprocess.run(argv, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise InfraError(
-                    f"debootstrap {suite} failed (exit {proc.returncode}):\n"
-                    + "\n".join(proc.stdout.splitlines()[-15:] + proc.stderr.splitlines()[-15:]),
-                    hint="check the host's apt configuration and network to the mirror",
-                )
-            tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-            try:
-                repo, _, version = tag.partition(":")
-                self.client.api.import_image_from_stream(tar.stdout, repository=repo, tag=version)
-            except (docker.errors.APIError, requests.RequestException) as exc:
-                raise _engine_error(exc, f"importing the {suite} root filesystem") from exc
-            finally:
-                tar.stdout.close()
-                tar.wait()
+        try:
+            bootstrap_root(suite, lambda stream: self.client.api.import_image_from_stream(
+                stream, repository=repo, tag=version), self.progress)  # fmt: skip
+        except (docker.errors.APIError, requests.RequestException) as exc:
+            raise _engine_error(exc, f"importing the {suite} root filesystem") from exc
         found = self._existing(tag)
         if not found:
             raise InfraError(f"base {suite}: import finished but {tag} is missing")
@@ -398,10 +376,13 @@ class Engine:
                 session.remove()
 
     def remove_orphans(self) -> int:
-        """Remove labelled containers whose owning harness process is gone (after a hard kill)."""
+        """Remove harness containers whose owning harness process is gone (after a hard kill).
+
+        Only containers started by :meth:`session` carry the owner label; a container someone started
+        by hand from a harness image inherits the image's ``cpr-harness`` label but is never touched."""
         removed = 0
         try:
-            for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}.owner-pid"}):
                 owner = container.labels.get(f"{LABEL}.owner-pid", "")
                 if owner.isdigit() and _pid_alive(int(owner)):
                     continue
@@ -428,41 +409,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the ``with`` block (two runs sharing one cache)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def host_debian_mirror(
-    os_release: Path = Path("/etc/os-release"), apt_dir: Path = Path("/etc/apt")
-) -> str | None:
-    """The Debian archive URI the host's own apt configuration uses for its release, if any.
-
-    Reads one-line ``.list`` and deb822 ``.sources`` files; returns None when nothing fits, in which
-    case debootstrap uses its built-in default.
-    """
-    codename = ""
-    if os_release.is_file():
-        for line in os_release.read_text().splitlines():
-            if line.startswith("VERSION_CODENAME="):
-                codename = line.split("=", 1)[1].strip().strip('"')
-    files = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
-    for path in files:
-        if not path.is_file():
-            continue
-        text = path.read_text(errors="replace")
-        if path.suffix == ".sources":
-            for stanza in re.split(r"\n\s*\n", text):
-                fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.M))
-                if "deb" in fields.get("Types", "").split() and codename in fields.get("Suites", "").split():
-                    return fields.get("URIs", "").split()[0] if fields.get("URIs") else None
-        else:
-            for line in text.splitlines():
-                parts = [p for p in line.split() if not p.startswith("[")]
-                if len(parts) >= 3 and parts[0] == "deb" and parts[2] == codename:
-                    return parts[1]
-    return None

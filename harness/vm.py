@@ -214,7 +214,8 @@ class Qemu:
     def exited_error(self, doing: str) -> QemuExited:
         tail = self.stderr_tail()
         return QemuExited(
-            f"{self.side} QEMU exited ({self.returncode}) while {doing}" + (f": {tail}" if tail else "")
+            f"{self.side} QEMU exited ({describe_exit(self.returncode)}) while {doing}"
+            + (f": {tail}" if tail else "")
         )
 
     async def wait_exit(self, poll: float = 0.02) -> int:
@@ -376,6 +377,14 @@ class Qemu:
             start,
         )
         return str(ev["data"]["status"])
+
+
+def describe_exit(code: int | None) -> str:
+    """``-6, SIGABRT`` for a death by signal, the number otherwise."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"{code}, {signal.Signals(-code).name}"
+    return str(code)
 
 
 def unix_socket_listening(path: Path) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.build import build_key, reproduce_script
+from harness.build import build_key
+from harness.buildbox import reproduce_script
 from harness.containers import ImageRef
 
 BASE = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import run_harness
 
-from harness.containers import host_debian_mirror
+from harness.bootstrap import host_debian_mirror
 
 
 def test_list_default_matrix() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness import checks, guest
 from harness.results import ScenarioResult
-from harness.scenarios import boot, cpr_exec, cpr_reboot, cpr_transfer, normal
+from harness.scenarios import boot, cpr_exec, cpr_reboot, cpr_transfer, faults, normal
 from harness.scenarios.context import (
     DESTINATION,
     SOURCE,
@@ -63,6 +63,15 @@ class ScenarioSpec:
     extra_dst_args: list[str] = field(default_factory=list)  # appended to the destination argv
     shared_ram: bool = True  # False = plain -m RAM even for cpr modes
     kill_source_during_migration: bool = False  # SIGKILL the source before switchover
+    # seeded bug classes for the detection campaign (harness.detect); each must make a check fail
+    reset_destination: bool = False  # system_reset on the destination right after it resumes
+    corrupt_ram: bool = False  # flip guest RAM (pattern region) between source stop and destination resume
+    leave_source_running: bool = False  # skip quitting the old QEMU (normal, cpr-reboot, cpr-transfer)
+    leave_zombie: bool = False  # leave an unreaped (defunct) child of the driver behind
+    ignore_shared: bool = True  # False = cpr-reboot without x-ignore-shared (RAM goes into the state file)
+    pause_destination: bool = False  # `stop` the destination right after it resumes
+    hang_migration: bool = False  # hold the source at pre-switchover and never continue
+    cpr_transfer_uri_only: bool = False  # cpr-transfer `migrate {uri}` without channels (QEMU 11.1 aborts)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -127,6 +136,7 @@ def run_scenario(spec: ScenarioSpec) -> ScenarioResult:
     finally:
         ctx.kill_all()
     obs = ctx.observation(spec.scenario)
+    faults.reap(ctx.zombie_pid)
     started_qemu = any(vm.proc is not None for vm in ctx.vms)
     if started_qemu and verdict != "unsupported":
         try:
@@ -172,6 +182,8 @@ async def _drive(ctx: ScenarioContext) -> tuple[str, str]:
                 if problems:
                     raise Refused("; ".join(problems))
             await SCENARIOS[ctx.spec.scenario](ctx)
+            if ctx.spec.leave_zombie:
+                ctx.zombie_pid = await faults.leave_zombie(ctx)
             return "pass", ""
         finally:
             async with ctx.step("teardown", "harness", timeout=60):

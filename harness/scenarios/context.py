@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from harness import checks, guest
 from harness.results import Step
-from harness.vm import Qemu, QemuError, QmpCommandError, QmpLog, VmConfig, build_argv, leftover_processes
+from harness.scenarios import faults
+from harness.vm import (
+    Qemu,
+    QemuError,
+    QmpCommandError,
+    QmpLog,
+    VmConfig,
+    build_argv,
+    leftover_processes,
+)
 
 if TYPE_CHECKING:
     from harness.scenarios import ScenarioSpec
@@ -69,6 +78,7 @@ class ScenarioContext:
         self.state_file_bytes: int | None = None
         self.downtime_ms: float | None = None
         self.migrate_started: float | None = None  # monotonic time of the `migrate` command
+        self.zombie_pid: int | None = None  # test fault leave_zombie (reaped after the observation)
 
     # ---- steps ----
     @contextlib.asynccontextmanager
@@ -201,7 +211,8 @@ class ScenarioContext:
         With the test fault ``kill_source_during_migration`` the source is paused before switchover and
         SIGKILLed there; the scenario then fails.
         """
-        if self.spec.kill_source_during_migration:
+        if self.spec.kill_source_during_migration or faults.pauses_at_switchover(self.spec):
+            # hang_migration: nothing ever continues it; the next wait times out
             await self.set_capabilities(src, pause_before_switchover=True)
         start = len(src.events)
         async with self.step("migrate", SOURCE):
@@ -251,8 +262,9 @@ class ScenarioContext:
                     f"{vm.side}: migration {status}: {info.get('error-desc', '(no error-desc)')}"
                 )
 
-    async def source_after_migration(self, src: Qemu) -> None:
-        """The stopped source: runstate, last counter, QEMU's downtime, RAM digest."""
+    async def source_after_migration(self, src: Qemu, digest: bool = True) -> None:
+        """The stopped source: runstate, last counter, QEMU's downtime, RAM digest (unless ``digest`` is
+        False: a mode whose source shares its RAM with the destination digests it before ``migrate``)."""
         async with self.step("source after migration", SOURCE):
             while await src.status() == "finish-migrate":  # `completed` is announced just before postmigrate
                 await asyncio.sleep(0.01)
@@ -260,7 +272,8 @@ class ScenarioContext:
             info = await src.cmd("query-migrate")
             if "downtime" in info:
                 self.downtime_ms = float(info["downtime"])
-        await self.ram_digest(src)
+        if digest:
+            await self.ram_digest(src)
 
     async def destination_resumes(self, dst: Qemu) -> None:
         """The destination runs the guest on: runstate running, counter advancing, RAM and device tree."""
@@ -269,6 +282,12 @@ class ScenarioContext:
                 await asyncio.sleep(0.02)
         if self.migrate_started is not None:
             self.timings["switch_s"] = round(time.monotonic() - self.migrate_started, 3)
+        if self.spec.reset_destination:
+            async with self.step("system_reset (test fault)", DESTINATION):
+                await dst.cmd("system_reset")
+        if self.spec.pause_destination:
+            async with self.step("stop (test fault)", DESTINATION):
+                await dst.cmd("stop")
         await self.watch(dst)
         await self.ram_digest(dst)
         async with self.step("info qtree (after)", DESTINATION):
@@ -277,6 +296,13 @@ class ScenarioContext:
     async def quit(self, vm: Qemu) -> None:
         async with self.step("quit", vm.side):
             self.obs[vm.side].exit_code = await vm.stop()
+
+    async def quit_old(self, src: Qemu) -> None:
+        """Quit the old QEMU after the switch (test fault leave_source_running: leave it alive)."""
+        if self.spec.leave_source_running:
+            self.note("old QEMU left running (test fault)", f"pid {src.pid}")
+            return
+        await self.quit(src)
 
     def note_state_file(self) -> None:
         if self.state_file.exists():
@@ -296,7 +322,10 @@ class ScenarioContext:
             finally:
                 vm.kill()
             side = self.obs[vm.side]
-            if side.exit_code is None and (was_running or vm.proc.returncode is not None):
+            # A source still running here stays exit_code None ("alive at teardown"): the recipe should
+            # have quit it (process-hygiene). The destination's exit code from this stop is recorded.
+            recordable = vm.side != SOURCE or not was_running
+            if side.exit_code is None and vm.proc.returncode is not None and recordable:
                 side.exit_code = vm.proc.returncode
 
     def kill_all(self) -> None:

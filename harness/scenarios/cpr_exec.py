@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from harness.scenarios import faults
 from harness.scenarios.context import DESTINATION, SOURCE, ScenarioContext, ScenarioFailed
 
 
@@ -41,6 +42,7 @@ async def run(ctx: ScenarioContext) -> None:
     await ctx.connect(dst)
     async with ctx.step("query-status", DESTINATION):
         await dst.status()  # inmigrate
+    await faults.corrupt_guest_ram(ctx, dst)  # test fault only: the old QEMU is gone, the new one not resumed
     async with ctx.step("migrate-incoming", DESTINATION):
         await dst.cmd("migrate-incoming", {"uri": uri})
     await ctx.wait_migrated(dst)

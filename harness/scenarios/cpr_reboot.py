@@ -6,6 +6,7 @@ on both sides, so RAM stays in place and the state file holds only device state.
 
 from __future__ import annotations
 
+from harness.scenarios import faults
 from harness.scenarios.context import DESTINATION, ScenarioContext
 
 
@@ -15,19 +16,20 @@ async def run(ctx: ScenarioContext) -> None:
 
     # Outgoing: mode cpr-reboot, x-ignore-shared, migrate to a file; the guest stops; quit.
     await ctx.set_mode(src, "cpr-reboot")
-    await ctx.set_capabilities(src, x_ignore_shared=True)
+    await ctx.set_capabilities(src, x_ignore_shared=ctx.spec.ignore_shared)
     start = await ctx.migrate(src, {"uri": uri})
     await ctx.wait_migrated(src, start)
     await ctx.source_after_migration(src)  # postmigrate
     ctx.note_state_file()
-    await ctx.quit(src)
+    await ctx.quit_old(src)
+    await faults.corrupt_guest_ram(ctx)  # test fault only: into the RAM file, between the two QEMUs
 
     # Incoming: new QEMU with -incoming defer, same mode and capability, migrate-incoming the file.
     dst = await ctx.launch(DESTINATION, ctx.config(DESTINATION, incoming=["defer"]))
     async with ctx.step("query-status", DESTINATION):
         await dst.status()  # inmigrate
     await ctx.set_mode(dst, "cpr-reboot")
-    await ctx.set_capabilities(dst, x_ignore_shared=True)
+    await ctx.set_capabilities(dst, x_ignore_shared=ctx.spec.ignore_shared)
     async with ctx.step("migrate-incoming", DESTINATION):
         await dst.cmd("migrate-incoming", {"uri": uri})
     await ctx.wait_migrated(dst)

@@ -26,6 +26,11 @@ def spec_problems(spec: ScenarioSpec) -> list[str]:
             "-machine aux-ram-share=on); with plain -m RAM QEMU may report success while the guest "
             "continues with zeroed RAM (shared_ram is false)"
         )
+    if spec.scenario == "cpr-transfer" and spec.cpr_transfer_uri_only:
+        problems.append(
+            "cpr-transfer needs `migrate` with channels (main + cpr); with a plain uri QEMU 11.1 aborts "
+            "the source (cpr_transfer_uri_only is true)"
+        )
     return problems
 
 

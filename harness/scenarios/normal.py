@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.scenarios import faults
 from harness.scenarios.context import DESTINATION, ScenarioContext
 
 
@@ -18,8 +19,9 @@ async def run(ctx: ScenarioContext) -> None:
 
     # Source: migrate; both sides report MIGRATION completed, then the old QEMU quits.
     start = await ctx.migrate(src, {"uri": uri})
+    await faults.at_switchover(ctx, src, start, dst)  # no-op unless a test fault holds it there
     await ctx.wait_migrated(src, start)
     await ctx.wait_migrated(dst)
     await ctx.source_after_migration(src)  # postmigrate
     await ctx.destination_resumes(dst)  # running
-    await ctx.quit(src)
+    await ctx.quit_old(src)
