@@ -386,8 +386,12 @@ class Engine:
                 owner = container.labels.get(f"{LABEL}.owner-pid", "")
                 if owner.isdigit() and _pid_alive(int(owner)):
                     continue
-                container.remove(force=True, v=True)
-                removed += 1
+                try:
+                    container.remove(force=True, v=True)
+                    removed += 1
+                except docker.errors.APIError as exc:  # another run removes it at the same moment
+                    if not isinstance(exc, docker.errors.NotFound) and exc.status_code != 409:
+                        raise
         except (docker.errors.APIError, requests.RequestException) as exc:
             raise _engine_error(exc, "listing harness containers") from exc
         return removed

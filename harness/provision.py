@@ -47,6 +47,7 @@ def provision(progress: Callable[[str], None] = print, wait_s: float = 90) -> No
     if engine_answers():
         progress("provision: the Docker engine answers")
         return
+    _wait_for_exit("dockerd", wait_s, progress)  # one that is still shutting down holds its pid file
     progress(f"provision: starting dockerd (log: {DOCKERD_LOG})")
     with open(DOCKERD_LOG, "ab") as log:
         subprocess.Popen(
@@ -60,3 +61,14 @@ def provision(progress: Callable[[str], None] = print, wait_s: float = 90) -> No
         time.sleep(1)
     tail = DOCKERD_LOG.read_text(errors="replace").splitlines()[-15:]
     raise InfraError(f"dockerd did not answer within {wait_s:.0f}s:\n" + "\n".join(tail))
+
+
+def _wait_for_exit(name: str, wait_s: float, progress: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + wait_s
+    while subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0:
+        if time.monotonic() > deadline:
+            raise InfraError(
+                f"a {name} is running but does not answer", hint=f"stop it (pkill -x {name}), then retry"
+            )
+        progress(f"provision: waiting for the previous {name} to exit")
+        time.sleep(1)

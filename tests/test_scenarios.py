@@ -246,6 +246,7 @@ def test_cpr_exec_with_unshared_ram_loses_the_guest_without_the_guard_rail(tmp_p
 
 @pytest.mark.docker
 @pytest.mark.qemu
+@pytest.mark.faults
 def test_source_killed_mid_migration_fails_and_leaves_nothing(tmp_path):
     spec = {"cell_id": "dev/11.1/normal/tcg", "scenario": "normal", "kill_source_during_migration": True}
     result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
@@ -256,6 +257,30 @@ def test_source_killed_mid_migration_fails_and_leaves_nothing(tmp_path):
 
 @pytest.mark.docker
 @pytest.mark.qemu
+@pytest.mark.faults
+@pytest.mark.parametrize("mode", ["normal", "cpr-transfer"])
+def test_a_migration_that_never_completes_times_out_in_its_step(tmp_path, mode):
+    spec = {"cell_id": f"dev/11.1/{mode}/tcg", "scenario": mode, "hang_migration": True, "step_timeout_s": 5}
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
+    assert result["verdict"] == "fail" and result["reason"].startswith("timeout in step"), result["reason"]
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+@pytest.mark.faults
+def test_destination_that_fails_to_start_gives_its_stderr_as_reason(tmp_path):
+    spec = {"cell_id": "dev/11.1/normal/tcg", "scenario": "normal", "guard_rails": False,
+            "extra_dst_args": ["-no-such-option"]}  # fmt: skip
+    result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
+    assert result["verdict"] == "fail"
+    assert "destination" in result["reason"] and "no-such-option" in result["reason"], result["reason"]
+    assert leftovers == []
+
+
+@pytest.mark.docker
+@pytest.mark.qemu
+@pytest.mark.faults
 def test_a_hanging_step_times_out_as_fail_and_is_cleaned_up(tmp_path):
     (tmp_path / "hangs").write_text("#!/bin/sh\nexec sleep 600\n")
     (tmp_path / "hangs").chmod(0o755)
