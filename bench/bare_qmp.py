@@ -6,6 +6,7 @@ rails. Runs inside the run image: python3 bare_qmp.py MODE QEMU FIRMWARE WORKDIR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -52,6 +53,13 @@ async def connect(path: Path) -> QMPClient:
     raise SystemExit(f"no QMP at {path}")
 
 
+async def quit_qemu(client: QMPClient) -> None:
+    """`quit`; QEMU may close the socket before its reply arrives."""
+    with contextlib.suppress(Exception):  # EOF or a disconnect: it is quitting either way
+        await client.execute("quit")
+    await client.disconnect()
+
+
 async def wait_completed(client: QMPClient) -> None:
     while (await client.execute("query-migrate")).get("status") != "completed":
         await asyncio.sleep(0.01)
@@ -75,8 +83,7 @@ async def main(mode: str, qemu: str, fw: str, work: Path) -> None:
         )
     await src.execute("migrate", {"uri": uri})
     await wait_completed(src)
-    await src.execute("quit")
-    await src.disconnect()
+    await quit_qemu(src)
     src_proc.wait()
     if mode == "cpr-reboot":
         dst_proc = subprocess.Popen(argv(qemu, fw, work, "dst", mode))
@@ -89,8 +96,7 @@ async def main(mode: str, qemu: str, fw: str, work: Path) -> None:
     await wait_completed(dst)
     await asyncio.sleep(1.0)
     await dst.execute("human-monitor-command", {"command-line": "info qtree"})
-    await dst.execute("quit")
-    await dst.disconnect()
+    await quit_qemu(dst)
     assert dst_proc is not None
     dst_proc.wait()
 
