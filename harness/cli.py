@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from harness import commands
 
-        return getattr(commands, args.command)(args)
+        return commands.COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:

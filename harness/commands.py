@@ -45,7 +45,7 @@ def _selection(args: argparse.Namespace) -> tuple[mx.Matrix, list[mx.BuildCell],
     return matrix, builds, scenarios
 
 
-def list(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
+def list_cells(args: argparse.Namespace) -> int:
     matrix, builds, scenarios = _selection(args)
     _say(f"# {_rel(matrix.path)}: {len(builds)} build cell(s), {len(scenarios)} scenario cell(s)")
     for cell in builds:
@@ -287,3 +287,6 @@ def report(args: argparse.Namespace) -> int:
             )
         run_dir = run_dir.resolve()
     return 0 if _render(run_dir, baseline=args.baseline) else 1
+
+
+COMMANDS = {"list": list_cells, "matrix": matrix, "build": build, "test": test, "report": report}

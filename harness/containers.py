@@ -163,8 +163,8 @@ class Engine:
     @classmethod
     def connect(cls, progress: Callable[[str], None] = print) -> Engine:
         try:
-            client = docker.from_env(timeout=300)
-            client.ping()
+            docker.from_env(timeout=15).ping()  # a daemon that hangs is "not answering" too
+            client = docker.from_env(timeout=1800)  # the read timeout of streams: ninja may be silent long
         except (docker.errors.DockerException, requests.RequestException) as exc:
             host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             raise InfraError(

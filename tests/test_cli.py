@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from conftest import run_harness
@@ -79,3 +81,22 @@ def test_host_debian_mirror_reads_deb822_and_one_line(tmp_path: Path) -> None:
     assert host_debian_mirror(release, apt) == "http://other.example/debian"
     (apt / "sources.list").write_text("# nothing\n")
     assert host_debian_mirror(release, apt) is None
+
+
+def test_report_merges_shards_and_rerenders_from_stored_results(tmp_path: Path) -> None:
+    data = Path(__file__).resolve().parent / "data" / "runs"
+    shards = []
+    for name in ("20261126T020000Z", "real-20261126T130929Z"):
+        shutil.copytree(data / name, tmp_path / "shards" / name)
+        shards.append(str(tmp_path / "shards" / name))
+    merged = run_harness("report", "--reports", str(tmp_path / "out"), "--merge", *shards)
+    assert merged.returncode == 1, merged.stdout + merged.stderr  # the shards hold failed cells
+    assert "Traceback" not in merged.stderr
+    run = (tmp_path / "out" / "latest").resolve()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["upstream-10.2/lean/cpr-exec/tcg"] == "pass"
+    assert summary["upgrade/debian-10.0-to-upstream-10.2/cpr-exec/tcg"] == "unsupported"
+    again = run_harness("report", "--reports", str(tmp_path / "out"))  # latest, from stored results only
+    assert again.returncode == 1 and (run / "index.html").is_file() and (run / "junit.xml").is_file()
+    missing = run_harness("report", "--reports", str(tmp_path / "out"), "--run", "nope")
+    assert missing.returncode == 2 and "no run folder" in missing.stderr
