@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"  fix: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the reports or cache folder: full disk, permissions, read-only mount
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print("  fix: free space or choose writable folders with --reports / --cache", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(
             "interrupted: containers and QEMU processes of this run were removed; results written so far "

@@ -100,3 +100,12 @@ def test_report_merges_shards_and_rerenders_from_stored_results(tmp_path: Path) 
     assert again.returncode == 1 and (run / "index.html").is_file() and (run / "junit.xml").is_file()
     missing = run_harness("report", "--reports", str(tmp_path / "out"), "--run", "nope")
     assert missing.returncode == 2 and "no run folder" in missing.stderr
+
+
+def test_unwritable_reports_folder_is_one_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "reports"
+    blocker.write_text("a file where the reports folder should be\n")
+    done = run_harness("build", "--matrix", "matrices/smoke.yaml", "--cells", "debian-11.1/prebuilt",
+                       "--reports", str(blocker), "--cache", str(tmp_path / "c"))  # fmt: skip
+    assert done.returncode in (2, 3), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "error:" in done.stderr
