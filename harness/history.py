@@ -19,6 +19,18 @@ from harness.results import LATEST_LINK, SUMMARY_FILE, RunStore
 RESULTS_JSON = "results.json"
 GOOD = frozenset({"pass"})
 BAD = frozenset({"fail", "error"})
+INFRA = "infra"  # an error of the machinery (engine, disk), not of the tree: never a regression
+
+
+def scenario_verdict(verdict: str, reason: str) -> str:
+    """The verdict history compares: an ``error`` caused by the infrastructure becomes ``infra``."""
+    first = reason.splitlines()[0] if reason else ""
+    return INFRA if verdict == "error" and (first.startswith("infra") or "(infra)" in first) else verdict
+
+
+def build_verdict(record: dict[str, Any]) -> str:
+    verdict = str(record.get("verdict") or "error")
+    return INFRA if verdict == "error" and record.get("stage") == "infra" else verdict
 
 
 @dataclass(frozen=True)
@@ -109,20 +121,25 @@ def load_verdicts(run_dir: Path) -> Verdicts:
     try:
         data = json.loads((run_dir / RESULTS_JSON).read_text(encoding="utf-8"))
         return Verdicts(
-            scenarios={str(s["cell_id"]): str(s.get("verdict", "error")) for s in data["scenarios"]},
-            builds={str(k): str(v.get("verdict", "error")) for k, v in data.get("builds", {}).items()},
+            scenarios={
+                str(s["cell_id"]): scenario_verdict(str(s.get("verdict", "error")), str(s.get("reason", "")))
+                for s in data["scenarios"]
+            },
+            builds={str(k): build_verdict(v) for k, v in data.get("builds", {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     store = RunStore(run_dir)
-    builds = {cid: str(rec.get("verdict", "error")) for cid, rec in store.load_builds().items()}
+    builds = {cid: build_verdict(rec) for cid, rec in store.load_builds().items()}
     try:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
         if isinstance(summary, dict):
             return Verdicts({str(k): str(v) for k, v in summary.items()}, builds)
     except (OSError, ValueError):
         pass
-    return Verdicts({r.cell_id: r.verdict for r in store.load_scenarios()}, builds)
+    return Verdicts(
+        {r.cell_id: scenario_verdict(r.verdict, r.reason) for r in store.load_scenarios()}, builds
+    )
 
 
 def _compare_kind(history: History, kind: str, now: dict[str, str], before: dict[str, str]) -> None:

@@ -26,7 +26,15 @@ from typing import Any
 
 import jinja2
 
-from harness.history import RESULTS_JSON, Change, History, Verdicts, history_for
+from harness.history import (
+    RESULTS_JSON,
+    Change,
+    History,
+    Verdicts,
+    build_verdict,
+    history_for,
+    scenario_verdict,
+)
 from harness.junit import clean, first_failure, write_junit
 from harness.results import (
     SUMMARY_FILE,
@@ -353,13 +361,15 @@ def render_run(
     store = RunStore(run_dir)
     results = load_results(store, expected_cells)
     builds = store.load_builds()
-    now = Verdicts(
-        {r.cell_id: r.verdict for r in results},
-        {k: str(b.get("verdict") or "error") for k, b in builds.items()},
+    now = Verdicts(  # as history compares them: infrastructure errors are not regressions
+        {r.cell_id: scenario_verdict(r.verdict, r.reason) for r in results},
+        {k: build_verdict(b) for k, b in builds.items()},
     )
     history = history_for(run_dir, now, baseline)
     totals = _count((r.verdict for r in results), VERDICTS)
-    build_totals = _count(now.builds.values(), ("pass", "fail", "error"))
+    build_totals = _count(
+        (str(b.get("verdict") or "error") for b in builds.values()), ("pass", "fail", "error")
+    )
     views = [_cell_view(r, history) for r in results]
     build_views = [_build_view(store, k, b, history) for k, b in sorted(builds.items())]
     build_views.sort(key=lambda b: b["verdict"] == "pass")  # stable: failing builds first, then by id

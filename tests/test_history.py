@@ -94,3 +94,17 @@ def test_explicit_baseline(reports: Path, tmp_path: Path) -> None:
     assert history is not None and history.baseline == CURRENT
     with pytest.raises(ConfigError):
         history_for(reports / CURRENT, now, baseline=tmp_path)
+
+
+def test_infrastructure_errors_are_not_regressions(tmp_path: Path) -> None:
+    from harness.history import INFRA, build_verdict, compare, scenario_verdict
+
+    assert build_verdict({"verdict": "error", "stage": "infra"}) == INFRA
+    assert build_verdict({"verdict": "fail", "stage": "compile"}) == "fail"
+    assert scenario_verdict("error", "infra: Docker engine error while running ...") == INFRA
+    assert scenario_verdict("error", "build x/p did not pass (infra): no QEMU to run") == INFRA
+    assert scenario_verdict("error", "harness error: boom") == "error"
+    before = Verdicts({"t/p/normal/tcg": "pass"}, {"t/p": "pass"})
+    now = Verdicts({"t/p/normal/tcg": INFRA}, {"t/p": INFRA})
+    history = compare(now, before, tmp_path)
+    assert history.regressions == [] and len(history.changed) == 2
