@@ -202,7 +202,7 @@ def test(args: argparse.Namespace) -> int:
             store.save_scenario(result)
             return result
         plan = CellPlan(cell, source.artifact, target.artifact if target else None, _reproduce(args, cell))
-        return run_cell(engine, plan, store, matrix.settings, progress=_say)
+        return run_cell(engine, plan, store, matrix.settings)
 
     def report(result: ScenarioResult) -> None:
         done.append(result)

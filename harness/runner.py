@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,7 +85,6 @@ def run_cell(
     plan: CellPlan,
     store: RunStore,
     settings: Settings,
-    progress: Callable[[str], None] = print,
 ) -> ScenarioResult:
     """Run one scenario cell in its own container; always returns a stored result."""
     cell = plan.cell

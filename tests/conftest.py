@@ -43,6 +43,11 @@ def cache_dir() -> Path:
     return path
 
 
+def store_args(cache: Path, reports: Path, run_id: str) -> list[str]:
+    """``--cache C --reports R --run-id I``: where a harness command run by a test keeps its files."""
+    return ["--cache", str(cache), "--reports", str(reports), "--run-id", run_id]
+
+
 def run_harness(
     *args: str, env: dict[str, str] | None = None, timeout: float = 1800, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:

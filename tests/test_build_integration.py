@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_harness
+from conftest import run_harness, store_args
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def _record(reports: Path, run_id: str) -> dict:
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     reports = tmp_path_factory.mktemp("reports")
-    done = run_harness("build", "--cache", str(cache_dir), "--reports", str(reports), "--run-id", "first")
+    done = run_harness("build", *store_args(cache_dir, reports, "first"))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return reports
 
@@ -44,7 +44,7 @@ def test_build_record_and_binary(reports: Path, cache_dir: Path) -> None:
 
 
 def test_second_build_is_a_cache_hit(reports: Path, cache_dir: Path) -> None:
-    done = run_harness("build", "--cache", str(cache_dir), "--reports", str(reports), "--run-id", "second")
+    done = run_harness("build", *store_args(cache_dir, reports, "second"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "cache hit" in done.stdout
     first, second = _record(reports, "first"), _record(reports, "second")
@@ -59,17 +59,7 @@ def test_configure_rejecting_a_flag_is_stage_configure(
     matrix.write_text(
         default.replace("      - --disable-docs\n", "      - --disable-docs\n      - --no-such-flag\n")
     )
-    done = run_harness(
-        "build",
-        "--matrix",
-        str(matrix),
-        "--cache",
-        str(cache_dir),
-        "--reports",
-        str(reports),
-        "--run-id",
-        "badflag",
-    )
+    done = run_harness("build", "--matrix", str(matrix), *store_args(cache_dir, reports, "badflag"))
     assert done.returncode == 1
     record = _record(reports, "badflag")
     assert record["verdict"] == "fail" and record["stage"] == "configure"
@@ -78,17 +68,7 @@ def test_configure_rejecting_a_flag_is_stage_configure(
 
 
 def test_every_scenario_passes_on_the_built_qemu(reports: Path, cache_dir: Path) -> None:
-    done = run_harness(
-        "test",
-        "--cache",
-        str(cache_dir),
-        "--reports",
-        str(reports),
-        "--run-id",
-        "scenarios",
-        "--cells",
-        f"{BUILD_CELL}/*/tcg",
-    )
+    done = run_harness("test", *store_args(cache_dir, reports, "scenarios"), "--cells", f"{BUILD_CELL}/*/tcg")
     summary = json.loads((reports / "scenarios" / "summary.json").read_text())
     assert summary == {
         f"{BUILD_CELL}/{m}/tcg": "pass" for m in ("boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec")

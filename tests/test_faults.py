@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_harness
+from conftest import REPO, run_harness, store_args
 
 pytestmark = [pytest.mark.docker, pytest.mark.faults]
 
@@ -42,7 +42,7 @@ def matrix(tmp_path: Path, profile_flags: list[str], extra_trees: str = "", name
 
 
 def harness_args(tmp_path: Path, run_id: str) -> list[str]:
-    return ["--cache", str(tmp_path / "cache"), "--reports", str(tmp_path / "reports"), "--run-id", run_id]
+    return store_args(tmp_path / "cache", tmp_path / "reports", run_id)
 
 
 def build_record(tmp_path: Path, run_id: str, cell: str) -> dict:

@@ -237,22 +237,12 @@ def test_registry_only_image_without_registry_is_one_infra_error() -> None:
 
 @pytest.mark.docker
 def test_build_keeps_going_after_an_infra_cell(tmp_path: Path, cache_dir: Path) -> None:
-    from conftest import run_harness
+    from conftest import run_harness, store_args
 
     matrix = tmp_path / "oe.yaml"
     matrix.write_text(OE_MATRIX)
     reports = tmp_path / "reports"
-    done = run_harness(
-        "build",
-        "--matrix",
-        str(matrix),
-        "--cache",
-        str(cache_dir),
-        "--reports",
-        str(reports),
-        "--run-id",
-        "r",
-    )
+    done = run_harness("build", "--matrix", str(matrix), *store_args(cache_dir, reports, "r"))
     builds = reports / "r" / "builds"
     oe = json.loads((builds / "oe-8.2__lean" / "build.json").read_text())
     upstream = json.loads((builds / "upstream-10.2__lean" / "build.json").read_text())
