@@ -86,9 +86,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    """ruff (style), import-linter (the layers and the container boundary), mypy --strict (types)."""
+    _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py", "bench")
+    session.run("lint-imports")
+    session.run("mypy")
 
 
 @nox.session
@@ -97,4 +100,4 @@ def detect(session: nox.Session) -> None:
 
     nox -s detect -- --clean-runs 20 --jobs 2 [--image qemu-trixie-backports] [--out DIR]"""
     _install(session)
-    session.run("python", "-m", "harness.detect", *(session.posargs or ["--jobs", "2"]))
+    session.run("python", "-m", "harness", "detect", *(session.posargs or ["--jobs", "2"]))

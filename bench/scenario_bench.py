@@ -58,7 +58,7 @@ def bare(image: str, mode: str, work: Path) -> float:
             "run",
             "--rm",
             "-v",
-            f"{REPO}:/opt/cpr-harness:ro",
+            f"{REPO}/harness/live:/opt/cpr-harness/harness/live:ro",
             "-v",
             f"{work}:/work",
             "-e",
@@ -66,7 +66,7 @@ def bare(image: str, mode: str, work: Path) -> float:
             image,
             "python3",
             "-c",
-            "from pathlib import Path; from harness import guest; "
+            "from pathlib import Path; from harness.live import guest; "
             "print(guest.build_firmware(Path('/work/fw')))",
         ],
         capture_output=True,
@@ -104,7 +104,7 @@ def bare(image: str, mode: str, work: Path) -> float:
 
 def main() -> int:
     sys.path.insert(0, str(REPO))
-    from harness.containers import Engine
+    from harness.engine.containers import Engine
 
     image = Engine.connect(progress=lambda s: None).ensure_image("qemu-trixie-backports").tag
     figures: list[Figure] = []

@@ -1,8 +1,9 @@
-"""Command line: ``python -m harness {list,build,test,provision} [--matrix M] [--cells PATTERN ...]``.
+"""Command line: ``python -m harness {list,matrix,build,test,report,detect,provision} [options]``.
 
-Exit codes: 0 all selected cells passed (or were unsupported); 1 some cell failed or errored;
-2 a user error (bad matrix, selector matching nothing, ...); 3 an infrastructure error (no Docker
-engine, ...); 130 interrupted. User errors print one message and a fix, never a traceback.
+Exit codes: 0 all selected cells passed (or were unsupported); 1 some cell failed or errored; 2 a user
+error (bad matrix, selector matching nothing, ...); 3 an infrastructure error (no Docker engine, disk
+full where results are written, ...); 70 a bug of the harness; 130 interrupted. Errors print one
+message and a fix, never a traceback (the exception tree is documented in :mod:`harness.errors`).
 """
 
 from __future__ import annotations
@@ -11,65 +12,69 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, REPORTS_DIR
 from harness.errors import HarnessError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MATRIX = REPO_ROOT / "matrices" / "default.yaml"
+if TYPE_CHECKING:
+    from harness.pipeline import RunOptions
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _selection_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file")
+    cmd.add_argument(
+        "--cells",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="fnmatch patterns over cell ids, e.g. 'upstream-10.2/*'",
+    )
+
+
+def _run_args(cmd: argparse.ArgumentParser) -> None:
+    cache = Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR))
+    cmd.add_argument("--cache", type=Path, default=cache, help="sources, builds, ccache (default .cache)")
+    cmd.add_argument("--reports", type=Path, default=REPORTS_DIR, help="run folders")
+    cmd.add_argument(
+        "--run-id",
+        default=os.environ.get("CPR_RUN_ID"),
+        help="run folder name (shared by `build` and `test` of one nox invocation)",
+    )
+    cmd.add_argument("--build-jobs", type=int, default=None, help="ninja -j (default: cores)")
+    cmd.add_argument(
+        "--remedy",
+        choices=["auto", "off"],
+        default="off",
+        help="auto: retry a failed build once with the triage rule's suggested profile change "
+        "(a derived cell <tree>/<profile>+<remedy>, reported beside the failed one)",
+    )
+    cmd.add_argument(
+        "--jobs", type=int, default=1, help="scenario cells run at once, each in its own container"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _selection_args(sub.add_parser("list", help="print the expanded cells"))
     for name, text in (
-        ("list", "print the expanded cells"),
         ("build", "build the selected trees"),
-        ("test", "build if needed, then run the selected scenario cells"),
+        ("test", "build if needed, then run scenario cells"),
     ):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file")
-        cmd.add_argument(
-            "--cells",
-            nargs="+",
-            default=[],
-            metavar="PATTERN",
-            help="fnmatch patterns over cell ids, e.g. 'upstream-10.2/*'",
-        )
-        if name != "list":
-            cmd.add_argument(
-                "--cache",
-                type=Path,
-                default=Path(os.environ.get("CPR_HARNESS_CACHE", REPO_ROOT / ".cache")),
-                help="sources, builds, ccache (default .cache)",
-            )
-            cmd.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="run folders")
-            cmd.add_argument(
-                "--run-id",
-                default=os.environ.get("CPR_RUN_ID"),
-                help="run folder name (shared by `build` and `test` of one nox invocation)",
-            )
-            cmd.add_argument("--build-jobs", type=int, default=None, help="ninja -j (default: cores)")
-            cmd.add_argument(
-                "--remedy",
-                choices=["auto", "off"],
-                default="off",
-                help="auto: retry a failed build once with the triage rule's suggested profile change "
-                "(a derived cell <tree>/<profile>+<remedy>, reported beside the failed one)",
-            )
-            cmd.add_argument(
-                "--jobs",
-                type=int,
-                default=1,
-                help="scenario cells run at once, each in its own container (default 1)",
-            )
+        _selection_args(cmd)
+        _run_args(cmd)
     mat = sub.add_parser(
         "matrix", help="print the selected cells as a CI job matrix (one job per build cell)"
     )
-    mat.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file")
-    mat.add_argument(
-        "--cells", nargs="+", default=[], metavar="PATTERN", help="fnmatch patterns over cell ids"
-    )
+    _selection_args(mat)
     mat.add_argument(
         "--format",
         choices=["github", "gitlab", "json"],
@@ -77,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         help="github: strategy.matrix JSON; gitlab: child-pipeline YAML; json: shard list",
     )
     rep = sub.add_parser("report", help="render HTML, JUnit and JSON from stored results only")
-    rep.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="run folders")
+    rep.add_argument("--reports", type=Path, default=REPORTS_DIR, help="run folders")
     rep.add_argument("--run", default="latest", help="run folder name under --reports (default: latest)")
     rep.add_argument("--baseline", type=Path, default=None, help="compare with this run folder")
     rep.add_argument(
@@ -86,29 +91,108 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="DIR",
-        help="merge these run folders (CI shards) into a new run, then render it",
+        help="merge these run folders (CI shards), render",
     )
+    det = sub.add_parser("detect", help="seeded live-update bugs on real QEMU: each must be caught")
+    det.add_argument(
+        "--image", default="qemu-trixie-backports", help="image name (containers/<name>) or a tag"
+    )
+    det.add_argument("--clean-runs", type=int, default=20, help="clean repetitions per mode (default 20)")
+    det.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    det.add_argument("--out", type=Path, default=None, help="results folder (default reports/detect-<time>)")
+    det.add_argument("--faults", default="", help="comma-separated fault keys (default: all)")
+    det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
+    det.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     sub.add_parser("provision", help="install and start a Docker engine (root, Debian/Ubuntu)")
     return parser
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    from harness.pipeline import RunOptions
+
+    return RunOptions(
+        matrix=args.matrix,
+        cells=list(args.cells),
+        cache=args.cache,
+        reports=args.reports,
+        run_id=args.run_id,
+        build_jobs=args.build_jobs,
+        remedy=args.remedy,
+        jobs=args.jobs,
+    )
+
+
+def _list(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    for line in pipeline.list_lines(pipeline.select(args.matrix, args.cells)):
+        _say(line)
+    return 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    sys.stdout.write(pipeline.job_matrix(pipeline.select(args.matrix, args.cells), args.format))
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    return pipeline.build(_options(args), say=_say).exit_code
+
+
+def _test(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    return pipeline.test(_options(args), say=_say).exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    summary = pipeline.report(args.reports, args.run, args.baseline, args.merge, say=_say)
+    return pipeline.exit_code_of(summary)
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from harness.run import detect
+
+    return detect.main(args, say=_say)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from harness.engine.provision import provision
+
+    provision(progress=_say)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": _list,
+    "matrix": _matrix,
+    "build": _build,
+    "test": _test,
+    "report": _report,
+    "detect": _detect,
+    "provision": _provision,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if args.command == "provision":
-            from harness.provision import provision
-
-            provision()
-            return 0
-        from harness import commands
-
-        return commands.COMMANDS[args.command](args)
+        return COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"  fix: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `python -m harness list | head`: the reader left; end quietly
+        _silence_stdout()
+        return 0
     except OSError as exc:  # the reports or cache folder: full disk, permissions, read-only mount
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -121,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so that the interpreter's final flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from matrixkit import repo  # noqa: F401 (fixture of the matrix tests)
+from sourcekit import server, upstream  # noqa: F401 (fixtures of the source tests)
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
 
 
 def _engine_answers() -> bool:
@@ -70,6 +73,6 @@ def image_tag(name: str) -> str:
     override = os.environ.get("CPR_TEST_IMAGE_" + name.upper().replace("-", "_"))
     if override:
         return override
-    from harness.containers import Engine
+    from harness.engine.containers import Engine
 
     return Engine.connect(progress=lambda line: None).ensure_image(name).tag

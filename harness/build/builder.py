@@ -1,0 +1,405 @@
+"""Configure and compile one (tree, profile) build cell inside a container, with a trustworthy record.
+
+Flow: image -> fetch source -> patch queue -> build key -> cache hit? -> configure -> ninja -> artifacts.
+
+* Build key = sha256 over (source digest, patch-queue digest, configure flags, ninja targets, image id).
+  A finished, passing build with the same key is a cache hit and is not rebuilt.
+* Layout under the cache: ``builds/<key16>/`` with ``build.json`` (written when the build starts and at
+  each stage, completed when it ends, so it survives a kill), ``reproduce.sh`` (written before the
+  build starts), ``build.log``, ``obj/`` (meson build dir) and ``artifacts/{bin,share}``. Patched trees
+  are shared under ``patched/<digest16>/``; ccache lives in ``ccache/``.
+* The container: non-root uid, source mounted read-only at ``/src``, build dir at ``/build``, ccache at
+  ``/ccache`` (fixed paths, so ccache hits across trees: QEMU compiles with ``-g``), no network.
+
+Each stage runs under :meth:`Builder._stage`, which records where the build is; the outcome is decided
+in one place (:meth:`Builder._finish`). The builder does not judge *why* a build failed: triage runs
+after it (:func:`harness.build.triage.annotate`), on the outcome's ``failure_output``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from harness.build import patches as patchq
+from harness.build.buildbox import (
+    BUILD_UID,
+    build_env,
+    ccache_delta,
+    ccache_stats,
+    chown_tree,
+    collect_artifacts,
+    reproduce_script,
+    version_in_image,
+)
+from harness.build.sources import fetch_tree
+from harness.config.cells import BuildCell
+from harness.engine.containers import ContainerSession, Engine, ImageRef, Mount, RunResult
+from harness.engine.locks import file_lock
+from harness.errors import HarnessError, InfraError
+from harness.live.files import write_json_atomic, write_text_atomic
+from harness.live.vocab import Stage, Verdict
+from harness.store.build_record import BuildRecord, ImageInfo
+
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
+LINK_ERROR = re.compile(r"undefined reference|ld returned|collect2")
+
+
+@dataclass
+class Artifact:
+    """What a scenario needs to run one QEMU of a build cell."""
+
+    cell_id: str
+    image: ImageRef
+    binary: str  # path inside the container (built: relative to host_dir)
+    host_dir: Path | None  # built artifacts folder to mount; None for prebuilt
+    version: str
+
+
+@dataclass
+class BuildOutcome:
+    cell_id: str
+    record: BuildRecord
+    record_path: Path | None  # build.json in the cache (None: not written there)
+    artifact: Artifact | None
+    failure_output: str = ""  # the failing step's whole output (for triage), or the error's hint
+
+    @property
+    def ok(self) -> bool:
+        return self.record.ok
+
+    def save_record(self) -> None:
+        """Write the (annotated) record back into the cache; a full disk there is noted, not raised."""
+        if self.record_path is None:
+            return
+        try:
+            write_json_atomic(self.record_path, self.record.to_json())
+        except OSError as exc:
+            self.record.error = _join(
+                self.record.error, f"could not write {self.record_path}: {exc.strerror}"
+            )
+            self.record_path = None
+
+
+class StepFailed(Exception):
+    """A build step failed: the tree's (or the profile's) problem, at the record's current stage."""
+
+    def __init__(self, error: str | None = None, result: RunResult | None = None) -> None:
+        super().__init__(error or "step failed")
+        self.error, self.result = error, result
+
+
+def build_key(
+    source_digest: str, series_digest: str, configure: list[str], targets: list[str], image_id: str
+) -> str:
+    blob = json.dumps(
+        {
+            "source": source_digest,
+            "series": series_digest,
+            "configure": configure,
+            "targets": targets,
+            "image": image_id,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+class Builder:
+    def __init__(
+        self,
+        engine: Engine,
+        cache_dir: Path,
+        patches_dir: Path,
+        base_dir: Path,
+        jobs: int | None = None,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.engine = engine
+        self.cache = cache_dir
+        self.patches_dir = patches_dir
+        self.base_dir = base_dir
+        self.jobs = jobs or os.cpu_count() or 2
+        self.progress = progress
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def build(self, cell: BuildCell) -> BuildOutcome:
+        """Build ``cell`` (or find it in the cache). Never raises for the cell's own problems or the
+        infrastructure's: they end in the outcome's record (verdict, stage, error)."""
+        if cell.tree.kind == "prebuilt":
+            return self._prebuilt(cell)
+        record = BuildRecord(
+            cell=cell.id,
+            tree=cell.tree_name,
+            kind=cell.tree.kind,
+            profile=cell.profile_name,
+            started_at=_now(),
+        )
+        started = time.monotonic()
+        home: Path | None = None
+        with contextlib.ExitStack() as held:  # the build key's lock, held until the record is final
+            try:
+                with self._stage(record, Stage.FETCH, None):
+                    image = self.engine.ensure_image(cell.tree.image)
+                    record.image = ImageInfo(image.name, image.tag, image.id)
+                    t0 = time.monotonic()
+                    source = fetch_tree(
+                        cell.tree_name, cell.tree, self.cache, engine=self.engine, image=image,
+                        base_dir=self.base_dir, progress=self.progress,
+                    )  # fmt: skip
+                    record.durations["fetch_s"] = round(time.monotonic() - t0, 2)
+                    record.source = {"digest": source.digest, **source.provenance}
+                with self._stage(record, Stage.PATCH, None):
+                    queue = (
+                        patchq.load_queue(self.patches_dir / cell.tree.patches) if cell.tree.patches else None
+                    )
+                assert cell.profile is not None and source.path is not None
+                key = build_key(
+                    source.digest,
+                    queue.digest if queue else patchq.EMPTY_DIGEST,
+                    cell.profile.configure,
+                    cell.profile.targets,
+                    image.id,
+                )
+                home = self.cache / "builds" / key[:16]
+                held.enter_context(file_lock(home / ".lock"))
+                hit = self._cache_hit(home, cell)
+                if hit:
+                    return hit
+                record.key = key
+                record.configure, record.targets = list(cell.profile.configure), list(cell.profile.targets)
+                record.series = queue.describe() if queue else None
+                record.log = str(home / "build.log")
+                self._cold_build(cell, record, home, image, source.path, queue)
+            except StepFailed as exc:
+                output = exc.result.output if exc.result is not None else ""
+                return self._finish(cell, record, home, Verdict.FAIL, started, exc.error, output)
+            except InfraError as exc:
+                record.stage, record.hint = Stage.INFRA, exc.hint
+                return self._finish(cell, record, home, Verdict.ERROR, started, exc.message, exc.hint or "")
+            except HarnessError as exc:  # the tree's source or patch queue (the stage says which)
+                record.hint = exc.hint
+                return self._finish(cell, record, home, Verdict.FAIL, started, exc.message, exc.hint or "")
+            except OSError as exc:  # the cache's disk: not the tree's fault
+                record.stage = Stage.INFRA
+                why = f"{exc.strerror or exc} ({exc.filename or home or self.cache})"
+                return self._finish(cell, record, home, Verdict.ERROR, started, why)
+            return self._finish(cell, record, home, Verdict.PASS, started)
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _stage(self, record: BuildRecord, stage: Stage, home: Path | None) -> Iterator[None]:
+        """The one stage guard: the record says where the build is (also on disk, once it has a home),
+        so a build killed here leaves a ``running`` record naming this stage."""
+        record.stage = stage
+        if home is not None:
+            write_json_atomic(home / "build.json", record.to_json())
+        yield
+
+    def _cold_build(
+        self,
+        cell: BuildCell,
+        record: BuildRecord,
+        home: Path,
+        image: ImageRef,
+        pristine: Path,
+        queue: patchq.PatchQueue | None,
+    ) -> None:
+        obj, ccache = home / "obj", self.cache / "ccache"
+        for folder in (obj, ccache, home / "artifacts"):
+            folder.mkdir(parents=True, exist_ok=True)
+        with self._stage(record, Stage.PATCH, home):
+            source = self._patched_tree(pristine, queue, record)
+            record.source_dir = str(source)
+            statuses = (record.series or {}).get("statuses", [])
+            if any(s["status"] != "applied" for s in statuses):
+                raise StepFailed("a patch did not apply")
+        chown_tree(obj, BUILD_UID)
+        chown_tree(ccache, BUILD_UID)
+        script = reproduce_script(
+            cell.id, record.key or "", image, source, record.configure, record.targets, self.jobs
+        )
+        write_text_atomic(home / "reproduce.sh", script)
+        (home / "reproduce.sh").chmod(0o755)
+        mounts = [Mount(source, "/src", read_only=True), Mount(obj, "/build"), Mount(ccache, "/ccache")]
+        with (
+            (home / "build.log").open("w", encoding="utf-8") as log,
+            self.engine.session(
+                image, mounts=mounts, network=False, user=BUILD_UID, env=build_env(), label=f"build {cell.id}"
+            ) as box,
+        ):
+            record.compiler = (box.exec(["cc", "--version"]).output.splitlines() or [""])[0]
+            before = ccache_stats(box)
+            with self._stage(record, Stage.CONFIGURE, home):
+                self._step(box, log, "configure", ["/src/configure", *record.configure], record)
+            with self._stage(record, Stage.COMPILE, home):
+                ninja = ["ninja", "-j", str(self.jobs), *record.targets]
+                try:
+                    self._step(box, log, "build", ninja, record, progress=cell.id)
+                except StepFailed as exc:
+                    if exc.result is not None and LINK_ERROR.search(exc.result.output):
+                        record.stage = Stage.LINK
+                    raise
+                finally:
+                    record.ccache = ccache_delta(before, ccache_stats(box))
+            with self._stage(record, Stage.INSTALL, home):
+                binaries = collect_artifacts(obj, home / "artifacts")
+                if not binaries:
+                    raise StepFailed("ninja succeeded but produced no qemu-system-* binary")
+                record.artifacts = {"dir": str(home / "artifacts"), "binaries": binaries}
+                version = box.exec([f"/build/{binaries[0]}", "--version"])
+                record.qemu_version = version.output.splitlines()[0] if version.output else ""
+                if version.exit_code != 0:
+                    raise StepFailed(f"{binaries[0]} --version failed: {version.output[-400:]}")
+
+    def _patched_tree(self, pristine: Path, queue: patchq.PatchQueue | None, record: BuildRecord) -> Path:
+        if queue is None or not queue.patches:
+            return pristine
+        digest = hashlib.sha256(f"{record.source['digest']} {queue.digest}".encode()).hexdigest()
+        target = self.cache / "patched" / digest[:16]
+        with file_lock(target.with_suffix(".lock")):
+            done = target.with_suffix(".json")
+            if target.is_dir() and done.is_file():
+                record.series = json.loads(done.read_text())
+                return target
+            self.progress(f"patch: copying tree and applying queue {queue.name} ({len(queue.patches)})")
+            staging = target.with_name(target.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(pristine, staging, symlinks=True)
+            result = patchq.apply_queue(queue, staging)
+            record.series = result.to_json()
+            if not result.ok:
+                shutil.rmtree(staging, ignore_errors=True)
+                return pristine
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+            write_json_atomic(done, record.series)
+            return target
+
+    def _step(
+        self,
+        box: ContainerSession,
+        log: IO[str],
+        name: str,
+        argv: list[str],
+        record: BuildRecord,
+        progress: str | None = None,
+    ) -> RunResult:
+        """Run one build command in ``box``, its output into ``log``; StepFailed on a non-zero exit."""
+        log.write(f"$ {shlex.join(argv)}\n")
+        log.flush()
+        last = [0.0]
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            match = PROGRESS.match(line)
+            if progress and match and time.monotonic() - last[0] > 15:
+                last[0] = time.monotonic()
+                self.progress(f"build {progress}: [{match.group(1)}/{match.group(2)}]")
+
+        self.progress(f"{name}: {shlex.join(argv)[:160]}")
+        t0 = time.monotonic()
+        result = box.exec(argv, workdir="/build", on_line=on_line)
+        record.durations[f"{name}_s"] = round(time.monotonic() - t0, 2)
+        log.write(f"[exit {result.exit_code}]\n")
+        log.flush()
+        if result.exit_code != 0:
+            raise StepFailed(result=result)
+        return result
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        cell: BuildCell,
+        record: BuildRecord,
+        home: Path | None,
+        verdict: Verdict,
+        started: float,
+        error: str | None = None,
+        output: str = "",
+    ) -> BuildOutcome:
+        """The one place a build ends: verdict, times, log tail, the record in the cache, the artifact."""
+        record.verdict = verdict
+        if verdict is Verdict.PASS:
+            record.stage = None
+        record.finished_at = _now()
+        record.durations["total_s"] = round(time.monotonic() - started, 2)
+        if error:
+            record.error = error
+        if output and record.stage not in (Stage.FETCH, Stage.PATCH, Stage.INFRA):
+            record.log_tail = output.splitlines()[-40:]
+        outcome = BuildOutcome(cell.id, record, home / "build.json" if home else None, None, output)
+        if record.key is None:  # failed before it had a home in the cache: the run store alone gets it
+            outcome.record_path = None
+        outcome.save_record()
+        if verdict is Verdict.PASS and home is not None:
+            outcome.artifact = self._artifact(cell, record, home)
+        return outcome
+
+    def _cache_hit(self, home: Path, cell: BuildCell) -> BuildOutcome | None:
+        path = home / "build.json"
+        try:
+            record = BuildRecord.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        if not record.ok or not record.binaries:
+            return None
+        if not all((home / "artifacts" / "bin" / b).is_file() for b in record.binaries):
+            return None
+        record.cache_hit = True
+        self.progress(f"build {cell.id}: cache hit ({home.name}, built {record.finished_at})")
+        return BuildOutcome(cell.id, record, path, self._artifact(cell, record, home))
+
+    def _artifact(self, cell: BuildCell, record: BuildRecord, home: Path) -> Artifact:
+        assert record.image is not None
+        image = ImageRef(record.image.name, record.image.tag, record.image.id)
+        names = record.binaries
+        binary = "bin/" + ("qemu-system-x86_64" if "qemu-system-x86_64" in names else names[0])
+        return Artifact(cell.id, image, binary, home / "artifacts", record.qemu_version or "")
+
+    def _prebuilt(self, cell: BuildCell) -> BuildOutcome:
+        record = BuildRecord(
+            cell=cell.id, tree=cell.tree_name, kind="prebuilt", profile=cell.profile_name,
+            started_at=_now(), cache_hit=True, stage=Stage.FETCH,
+        )  # fmt: skip
+        binary = cell.tree.binary or "/usr/bin/qemu-system-x86_64"
+        started = time.monotonic()
+        try:
+            image = self.engine.ensure_image(cell.tree.image)
+            record.image = ImageInfo(image.name, image.tag, image.id)
+            code, version = version_in_image(self.engine, self.cache / "prebuilt", image, binary)
+        except InfraError as exc:
+            record.stage, record.hint = Stage.INFRA, exc.hint
+            return self._finish(cell, record, None, Verdict.ERROR, started, exc.message, exc.hint or "")
+        record.qemu_version = version.splitlines()[0] if version else ""
+        record.binary = binary
+        if code != 0:
+            record.stage = Stage.INSTALL
+            return self._finish(
+                cell, record, None, Verdict.FAIL, started, f"{binary} --version failed: {version[-400:]}"
+            )
+        outcome = self._finish(cell, record, None, Verdict.PASS, started)
+        outcome.artifact = Artifact(cell.id, image, binary, None, record.qemu_version)
+        return outcome

@@ -1,0 +1,225 @@
+"""The test matrix: which QEMU trees to build, with which configure profiles, and which scenarios to run.
+
+``load_matrix`` reads a YAML file (schema: docs/matrix.md, models in :mod:`harness.config.schema`),
+validates it and reports every problem in one :class:`ConfigError` whose lines read
+``file:line: dotted.key: problem``. :mod:`harness.config.cells` expands the result into cells.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.config import images, yamlpos
+from harness.config.cells import build_cells, display_path, rule_builds
+from harness.config.schema import (
+    _COMMON,
+    KIND_FIELDS,
+    NAME_RE,
+    PREBUILT,
+    Matrix,
+    MatrixFile,
+    Tree,
+)
+from harness.config.yamlpos import Problems, YamlPath
+from harness.errors import ConfigError
+from harness.live.vocab import Accel, Mode
+
+
+def load_matrix(path: Path, repo_root: Path | None = None) -> Matrix:
+    """Read, validate and cross-check a matrix file. Raises one ConfigError listing every problem."""
+    path = Path(path)
+    shown = display_path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{shown}: matrix file not found", hint="pass an existing file, e.g. matrices/default.yaml"
+        )
+    if repo_root is None:
+        parent = path.resolve().parent
+        repo_root = parent.parent if parent.name == "matrices" else parent
+    data, lines = yamlpos.load(path.read_text(encoding="utf-8"), shown)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{shown}:1: the file must be a mapping with at least a 'trees' key",
+            hint="see docs/matrix.md for the schema",
+        )
+    problems = Problems()
+    mf = _validate(data, problems)
+    if mf is None:
+        raise yamlpos.config_error(shown, lines, problems)
+    # names as written, including entries dropped by _validate, so that they are not reported as unknown
+    known = {k: list(v) if isinstance(v := data.get(k), dict) else [] for k in ("trees", "profiles")}
+    trees = _check_trees(mf, Path(repo_root), path.resolve().parent, known["profiles"], problems)
+    _check_names(mf, known, problems)
+    fields = {k: getattr(mf, k) for k in MatrixFile.model_fields} | {"trees": trees}
+    m = Matrix(path=path, repo_root=Path(repo_root), **fields)
+    if not problems:
+        _check_rules(m, problems)
+        _check_upgrades(m, problems)
+    if problems:
+        raise yamlpos.config_error(shown, lines, problems)
+    return m
+
+
+def _validate(data: dict[str, Any], problems: Problems) -> MatrixFile | None:
+    """Validate the structure. On errors, record them and retry without the offending entries (a tree,
+    profile, rule, upgrade or top-level value), so that cross-checks still run on the rest."""
+    try:
+        return MatrixFile.model_validate(data)
+    except ValidationError as exc:
+        found = yamlpos.pydantic_problems(exc, MatrixFile)
+    problems.extend(found)
+    salvaged = {
+        k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+        for k, v in data.items()
+    }
+    for loc, _, _ in found:
+        section = salvaged.get(str(loc[0]))
+        if len(loc) >= 2 and isinstance(section, dict) and loc[0] in ("trees", "profiles", "upgrades"):
+            section.pop(str(loc[1]), None)
+        elif len(loc) >= 2 and isinstance(section, list) and loc[0] in ("include", "exclude"):
+            section[int(loc[1])] = None
+        else:
+            salvaged.pop(str(loc[0]), None)
+    for key in ("include", "exclude"):
+        if isinstance(salvaged.get(key), list):
+            salvaged[key] = [r for r in salvaged[key] if r is not None]
+    try:
+        return MatrixFile.model_validate(salvaged)
+    except ValidationError:
+        return None
+
+
+def _check_trees(
+    mf: MatrixFile, root: Path, base: Path, profile_names: list[str], problems: Problems
+) -> dict[str, Tree]:
+    known_images = images.image_names(root / "containers")
+    patch_dirs = sorted(p.name for p in (root / "patches").glob("*") if p.is_dir())
+    out: dict[str, Tree] = {}
+    for name, t in mf.trees.items():
+        at: YamlPath = ("trees", name)
+        add = problems.under(at)
+        required, optional = KIND_FIELDS[t.kind]
+        for f in required:
+            if getattr(t, f) in (None, ""):
+                add((f,), f"required for kind '{t.kind}'", f"add '{f}:' to tree '{name}'")
+        for f in sorted(t.model_fields_set - _COMMON - set(required) - set(optional)):
+            kinds = ", ".join(k for k, (r, o) in KIND_FIELDS.items() if f in r + o)
+            add((f,), f"not used by kind '{t.kind}'", f"remove it (it belongs to kind {kinds})")
+        if t.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", t.sha256):
+            add(("sha256",), "must be 64 hex digits", "use the hex digest printed by `sha256sum <tarball>`")
+        if t.kind == "tarball" and t.url and not re.match(r"(https?|file)://", t.url):
+            add(("url",), "must be an http(s):// or file:// URL")
+        if t.binary is not None and not t.binary.startswith("/"):
+            add(("binary",), "must be an absolute path inside the image")
+        if t.path is not None and not (base / t.path).is_dir():
+            add(("path",), f"directory not found: {base / t.path}", "relative paths start at the matrix file")
+        if t.image not in known_images:
+            hint = f"known images: {', '.join(known_images) or 'none'}"
+            add(("image",), f"unknown image '{t.image}' (no containers/{t.image}/Dockerfile)", hint)
+        if t.patches is not None and t.patches not in patch_dirs:
+            hint = f"known patch folders: {', '.join(patch_dirs) or 'none'}"
+            add(("patches",), f"no folder patches/{t.patches}/ under {root}", hint)
+        for i, p in enumerate(t.profiles or []):
+            if p not in profile_names:
+                add(("profiles", i), f"unknown profile '{p}'", f"known profiles: {', '.join(profile_names)}")
+        if t.kind == "debian-source" and t.package is None:
+            t = t.model_copy(update={"package": "qemu"})
+        if t.sha256 is not None and t.sha256 != t.sha256.lower():
+            t = t.model_copy(update={"sha256": t.sha256.lower()})
+        out[name] = t
+    return out
+
+
+def _check_names(mf: MatrixFile, known: dict[str, list[str]], problems: Problems) -> None:
+    for section, names in (("trees", mf.trees), ("profiles", mf.profiles), ("upgrades", mf.upgrades)):
+        for n in names:
+            if not NAME_RE.fullmatch(n):
+                problems.add((section, n), f"invalid name '{n}'", "use letters, digits and . _ + - only")
+    if "upgrade" in mf.trees:
+        problems.add(("trees", "upgrade"), "the tree name 'upgrade' is reserved", "rename the tree")
+    if PREBUILT in mf.profiles:
+        problems.add(("profiles", PREBUILT), "the profile name 'prebuilt' is reserved", "rename it")
+    if not known["trees"]:
+        problems.add(("trees",), "no trees defined", "add at least one tree (see docs/matrix.md)")
+    built = [n for n, t in mf.trees.items() if t.kind != "prebuilt"]
+    if built and not known["profiles"]:
+        hint = "add a 'profiles:' section, e.g. profiles: {default: {configure: []}}"
+        problems.add(("trees", built[0]), "trees that are built need at least one profile", hint)
+    for name, p in mf.profiles.items():
+        at: YamlPath = ("profiles", name, "configure")
+        flags = {a.split("=", 1)[0] for a in p.configure}
+        if {"--target-list", "--target-list-exclude"} <= flags:
+            msg = f"profile '{name}' has both --target-list and --target-list-exclude"
+            problems.add(at, msg, "QEMU's configure refuses to mix them: keep one")
+        for i, a in enumerate(p.configure):
+            if not a.startswith("-"):
+                hint = "write each option as one item, e.g. --target-list=x86_64-softmmu"
+                problems.add((*at, i), f"'{a}' is not an option", hint)
+    listed: tuple[tuple[str, list[str]], ...] = (
+        ("scenarios", [str(s) for s in mf.scenarios]),
+        ("accels", [str(a) for a in mf.accels]),
+    )
+    for section, values in listed:
+        if not values:
+            problems.add((section,), "must not be empty")
+        for v in sorted({v for v in values if values.count(v) > 1}):
+            problems.add((section,), f"'{v}' is listed twice")
+
+
+def _rule_domains(m: Matrix, include: bool) -> dict[str, list[str]]:
+    prebuilt = [PREBUILT] if any(t.kind == "prebuilt" for t in m.trees.values()) else []
+    return {
+        "tree": list(m.trees),
+        "profile": list(m.profiles) + prebuilt,
+        "scenario": [str(s) for s in (list(Mode) if include else m.scenarios)],
+        "accel": [str(a) for a in (list(Accel) if include else m.accels)],
+    }
+
+
+def _check_rules(m: Matrix, problems: Problems) -> None:
+    for section, include in (("include", True), ("exclude", False)):
+        domains = _rule_domains(m, include)
+        for i, rule in enumerate(getattr(m, section)):
+            given = rule.model_dump(exclude_none=True)
+            if include and len(given) < 4:
+                missing = ", ".join(k for k in domains if k not in given)
+                hint = "give tree, profile, scenario and accel (fnmatch patterns allowed)"
+                problems.add((section, i), f"include rules need every key; missing: {missing}", hint)
+            elif not given:
+                problems.add(
+                    (section, i), "empty rule", "give at least one of: tree, profile, scenario, accel"
+                )
+            unknown = [
+                (k, pat) for k, pat in given.items() if not any(fnmatchcase(n, pat) for n in domains[k])
+            ]
+            for key, pat in unknown:
+                hint = f"known {key}s: {', '.join(domains[key])}"
+                problems.add((section, i, key), f"'{pat}' matches no {key}", hint)
+            if include and len(given) == 4 and not unknown and not rule_builds(m, rule):
+                hint = f"build cells: {', '.join(c.id for c in build_cells(m))}"
+                problems.add((section, i), "matches no build cell (tree/profile pair)", hint)
+
+
+def _check_upgrades(m: Matrix, problems: Problems) -> None:
+    cells = {c.id: c for c in build_cells(m)}
+    for name, up in m.upgrades.items():
+        for key in ("source", "target"):
+            if getattr(up, key) not in cells:
+                hint = f"build cells: {', '.join(cells)}"
+                problems.add(("upgrades", name, key), f"'{getattr(up, key)}' is not a build cell", hint)
+        if Mode.BOOT in (up.scenarios or []):
+            problems.add(("upgrades", name, "scenarios"), "'boot' has no destination: not an upgrade")
+        src, dst = cells.get(up.source), cells.get(up.target)
+        recipes = m.repo_root / "containers"
+        if src and dst and images.run_image(recipes, src.tree.image, dst.tree.image) is None:
+            msg = (
+                f"source runs in image '{src.tree.image}', target in '{dst.tree.image}', "
+                "and neither derives from the other"
+            )
+            hint = "both binaries must run in one container: use images of one lineage"
+            problems.add(("upgrades", name), msg, hint)

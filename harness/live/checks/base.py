@@ -1,0 +1,44 @@
+"""What a scenario observed of both QEMUs, and the two ways a check ends (standard library only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.live.result import Check
+from harness.live.vocab import CheckVerdict, Mode
+
+
+@dataclass
+class SideObservation:
+    role: str  # "source" | "destination"
+    runstates: list[str] = field(default_factory=list)  # query-status at each step, consecutive dups removed
+    events: list[dict[str, Any]] = field(default_factory=list)  # {"event", "data", "t" (QEMU epoch s)}
+    qtree: str | None = None  # `info qtree` text
+    counters: list[int] = field(default_factory=list)  # guest counter read via QMP, in read order
+    ram_digest: str | None = None  # sha256 of the guest's pattern region
+    exit_code: int | None = None  # None = process still alive at teardown
+    resumed_after_migration: bool = False  # src ran again after its migration completed (forbidden)
+
+
+@dataclass
+class Observation:
+    mode: Mode
+    serial_log: str  # whole serial log, shared by both sides (append=on)
+    source: SideObservation
+    destination: SideObservation | None  # None for boot
+    guest_ram_bytes: int
+    state_file_bytes: int | None = None  # cpr-reboot (and cpr-exec) state file size
+    downtime_ms: float | None = None  # QEMU's own figure from query-migrate
+    leftover_processes: list[str] = field(default_factory=list)  # "pid comm state" found after teardown
+    upgrade: bool = False  # source and destination are different QEMU builds
+
+
+def passed_if(name: str, ok: bool, expected: str, observed: str, detail: str = "") -> Check:
+    """A check named ``name`` that passes when ``ok``."""
+    return Check(name, CheckVerdict.PASS if ok else CheckVerdict.FAIL, expected, observed, detail)
+
+
+def skipped(name: str, why: str) -> Check:
+    """A check that does not apply here (only for what a mode does not do, never for missing evidence)."""
+    return Check(name, CheckVerdict.SKIP, "-", why)

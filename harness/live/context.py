@@ -1,0 +1,346 @@
+"""The mechanics every scenario shares: timed steps, the two QEMUs, what is observed of them, teardown.
+
+A mode module (``modes/normal.py``, ``modes/cpr_exec.py``, ...) only states its recipe in terms of this
+class; everything it sees of QEMU lands in the per-side :class:`~harness.live.checks.SideObservation`.
+:class:`Hooks` names the points where a test fault may act; the production default does nothing, and
+:mod:`harness.live.faults` implements them (this module does not import it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from harness.live import guest
+from harness.live.argv import VmConfig, build_argv
+from harness.live.checks import Observation, SideObservation
+from harness.live.errors import QemuError, QmpCommandError, ScenarioFailed, StepTimeout, Unsupported
+from harness.live.processes import leftover_processes
+from harness.live.qemu import Qemu, QmpLog
+from harness.live.result import Step
+from harness.live.spec import FaultSpec, ScenarioSpec
+from harness.live.vocab import Mode, Side
+
+SOURCE, DESTINATION = Side.SOURCE, Side.DESTINATION
+# How QEMU words "this build has no such migration mode / parameter".
+_UNSUPPORTED_TEXTS = ("does not accept value", "is unexpected")
+
+
+class Hooks:
+    """Where a seeded fault may act in a recipe. Every hook here does nothing (production)."""
+
+    def needs_pause_before_switchover(self) -> bool:
+        return False
+
+    async def after_migrate(self, ctx: ScenarioContext, src: Qemu, start: int) -> None:
+        """Right after ``migrate`` was issued on the source."""
+
+    async def at_switchover(self, ctx: ScenarioContext, src: Qemu, start: int, dst: Qemu) -> None:
+        """The source paused at pre-switchover (only when :meth:`needs_pause_before_switchover`)."""
+
+    async def between_qemus(self, ctx: ScenarioContext, vm: Qemu | None = None) -> None:
+        """The old QEMU has stopped the guest, the new one has not resumed it (``vm``: the new one)."""
+
+    async def after_resume(self, ctx: ScenarioContext, dst: Qemu) -> None:
+        """The destination has just reached ``running``."""
+
+    def keeps_old_running(self) -> bool:
+        return False
+
+    async def after_recipe(self, ctx: ScenarioContext) -> None:
+        """The recipe finished; teardown follows."""
+
+    def cleanup(self) -> None:
+        """After the observation was taken (synchronous, always called)."""
+
+
+class ScenarioContext:
+    def __init__(
+        self, spec: ScenarioSpec, accel: str, faults: FaultSpec | None = None, hooks: Hooks | None = None
+    ) -> None:
+        self.spec, self.accel = spec, accel
+        self.faults = faults or FaultSpec()
+        self.hooks = hooks or Hooks()
+        self.work = Path(spec.workdir)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.monotonic()
+        self.steps: list[Step] = []
+        self.timings: dict[str, float] = {}
+        self.versions: dict[str, str] = {}
+        self.logs: dict[str, str] = {"serial": "serial.log", "qmp": "qmp.jsonl"}
+        self.serial_log = self.work / "serial.log"
+        self.state_file = self.work / "vmstate.bin"
+        # a reused work dir must not leak an earlier run into this one (the serial log is append=on)
+        for stale in (self.serial_log, self.state_file, self.work / "qmp.jsonl", *self.work.glob("stderr-*")):
+            stale.unlink(missing_ok=True)
+        self.qmp = QmpLog(self.work / "qmp.jsonl")
+        # unix socket paths must stay short (108 bytes), so they live in a private /tmp folder
+        self.run_dir = Path(tempfile.mkdtemp(prefix="cprh-"))
+        self.shm_file = Path("/dev/shm") / f"cprguest-{self.run_dir.name}.ram"
+        self.vms: list[Qemu] = []
+        self.obs: dict[str, SideObservation] = {s: SideObservation(s) for s in (SOURCE, DESTINATION)}
+        self.firmware: Path | None = None
+        self.machine = "q35"  # pinned to the source's versioned type for upgrade cells
+        self.state_file_bytes: int | None = None
+        self.downtime_ms: float | None = None
+        self.migrate_started: float | None = None  # monotonic time of the `migrate` command
+        self.zombie_pid: int | None = None  # test fault leave_zombie (reaped after the observation)
+
+    # ---- steps ----
+    @contextlib.asynccontextmanager
+    async def step(self, name: str, side: str = "", timeout: float | None = None) -> AsyncIterator[None]:
+        """Time a step; past its timeout it fails the scenario with "timeout in step <name>"."""
+        started, ok, detail = time.monotonic(), False, ""
+        try:
+            async with asyncio.timeout(timeout or self.spec.step_timeout_s):
+                yield
+            ok = True
+        except TimeoutError:
+            detail = f"timeout after {timeout or self.spec.step_timeout_s:g} s"
+            raise StepTimeout(f"timeout in step {name!r} ({side or 'harness'}, {detail})") from None
+        except BaseException as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.steps.append(
+                Step(
+                    name, side, round(started - self.t0, 4), round(time.monotonic() - started, 4), ok, detail
+                )
+            )
+
+    def note(self, name: str, detail: str) -> None:
+        """A zero-length step recording a decision (e.g. the KVM -> TCG fallback)."""
+        self.steps.append(Step(name, "harness", round(time.monotonic() - self.t0, 4), 0.0, True, detail))
+
+    # ---- QEMU processes ----
+    def ram_kind(self) -> str:
+        if not self.faults.shared_ram or self.spec.mode in (Mode.BOOT, Mode.NORMAL):
+            return "plain"
+        return "file" if self.spec.mode is Mode.CPR_REBOOT else "memfd"
+
+    def config(self, side: Side, incoming: list[str] | None = None) -> VmConfig:
+        assert self.firmware is not None
+        dst = side == DESTINATION
+        return VmConfig(
+            binary=(self.spec.dst_qemu or self.spec.src_qemu) if dst else self.spec.src_qemu,
+            firmware=self.firmware,
+            machine=self.machine,
+            serial_log=self.serial_log,
+            qmp_socket=self.run_dir / f"qmp-{side}.sock",
+            ram_mb=self.spec.guest_ram_mb,
+            accel=self.accel,
+            ram=self.ram_kind(),
+            mem_path=self.shm_file,
+            data_dirs=list(
+                self.spec.dst_data_dirs
+                if dst and self.spec.dst_data_dirs is not None
+                else self.spec.data_dirs
+            ),
+            default_devices=self.spec.default_devices,
+            incoming=incoming or [],
+            extra_args=list(self.faults.extra_dst_args) if dst else [],
+        )
+
+    def qemu(self, side: Side, cfg: VmConfig) -> Qemu:
+        """A Qemu object for ``side`` (not started); its stderr will go to ``stderr-<side>.log``."""
+        vm = Qemu(side, build_argv(cfg), cfg.qmp_socket, self.work / f"stderr-{side}.log", self.qmp)
+        self.vms.append(vm)
+        return vm
+
+    async def launch(self, side: Side, cfg: VmConfig, *, connect: bool = True) -> Qemu:
+        vm = self.qemu(side, cfg)
+        async with self.step(f"start {side} QEMU", side):
+            vm.start()
+            self.logs[f"stderr-{side}"] = vm.stderr_path.name
+        if connect:
+            await self.connect(vm)
+        return vm
+
+    async def connect(self, vm: Qemu) -> None:
+        async with self.step("connect QMP, enable events", vm.side):
+            await vm.connect()
+            self.versions[vm.side] = await vm.version()
+
+    async def boot_source(self) -> Qemu:
+        """Start the source, wait until the guest has written its pattern and counts, watch it run."""
+        src = await self.launch(SOURCE, self.config(SOURCE))
+        async with self.step("guest boots and counts", SOURCE):
+            while await src.read_u32(guest.MAGIC_ADDR) != guest.MAGIC:
+                await asyncio.sleep(0.05)
+        self.timings["setup_s"] = round(time.monotonic() - self.t0, 3)
+        await self.watch(src)
+        async with self.step("info qtree (before)", SOURCE):
+            self.obs[SOURCE].qtree = await src.qtree()
+        return src
+
+    async def watch(self, vm: Qemu, seconds: float | None = None) -> None:
+        """query-status and the guest counter, then again after ``seconds`` of running."""
+        async with self.step("watch the guest run", vm.side):
+            for i in range(2):
+                await self.observe(vm)
+                if i == 0:
+                    await asyncio.sleep(self.spec.observe_s if seconds is None else seconds)
+
+    async def observe(self, vm: Qemu) -> str:
+        status = await vm.status()
+        self.obs[vm.side].counters.append(await vm.read_u32(guest.COUNTER_ADDR))
+        return status
+
+    async def ram_digest(self, vm: Qemu) -> None:
+        async with self.step("pmemsave pattern region", vm.side):
+            self.obs[vm.side].ram_digest = await vm.ram_sha256(
+                guest.PATTERN_ADDR, guest.PATTERN_LEN, self.work / f"pattern-{vm.side}.bin"
+            )
+
+    async def set_mode(self, vm: Qemu, mode: str, **params: Any) -> None:
+        """migrate-set-parameters mode (+ params); a QEMU without the mode -> Unsupported with its text."""
+        async with self.step(f"set mode {mode}", vm.side):
+            try:
+                await vm.cmd("migrate-set-parameters", {"mode": mode})
+                if params:
+                    await vm.cmd("migrate-set-parameters", params)
+            except QmpCommandError as exc:
+                if not any(t in exc.desc for t in _UNSUPPORTED_TEXTS):
+                    raise
+                modes = await vm.migration_modes()
+                known = f" (its MigMode values: {', '.join(modes)})" if modes else ""
+                raise Unsupported(f"{self.versions.get(vm.side, 'QEMU')}: {exc.desc}{known}") from None
+
+    async def set_capabilities(self, vm: Qemu, **caps: bool) -> None:
+        async with self.step(f"set capabilities {', '.join(caps)}", vm.side):
+            arg = [{"capability": k.replace("_", "-"), "state": v} for k, v in caps.items()]
+            await vm.cmd("migrate-set-capabilities", {"capabilities": arg})
+
+    async def migrate(self, src: Qemu, args: dict[str, Any]) -> int:
+        """Issue ``migrate``; returns the index of the source's next event (to wait for its outcome)."""
+        if self.hooks.needs_pause_before_switchover():
+            await self.set_capabilities(src, pause_before_switchover=True)
+        start = len(src.events)
+        async with self.step("migrate", SOURCE):
+            self.migrate_started = time.monotonic()
+            await src.cmd("migrate", args)
+        await self.hooks.after_migrate(self, src, start)
+        return start
+
+    async def state_of(self, vm: Qemu) -> str:
+        """The runstate, or why it could not be read (for messages; never raises)."""
+        try:
+            return await asyncio.wait_for(vm.status(), 5)
+        except (QemuError, TimeoutError) as exc:
+            return f"unknown state ({exc})"
+
+    async def wait_migrated(self, vm: Qemu, start: int = 0) -> None:
+        """Wait for the final MIGRATION status on ``vm``; anything but completed fails the scenario."""
+        async with self.step("wait for MIGRATION completed", vm.side):
+            status = await vm.wait_migration(start)
+            if status != "completed":
+                info = await vm.cmd("query-migrate")
+                raise ScenarioFailed(
+                    f"{vm.side}: migration {status}: {info.get('error-desc', '(no error-desc)')}"
+                )
+
+    async def source_after_migration(self, src: Qemu, digest: bool = True) -> None:
+        """The stopped source: runstate, last counter, QEMU's downtime, RAM digest (unless ``digest`` is
+        False: a mode whose source shares its RAM with the destination digests it before ``migrate``)."""
+        async with self.step("source after migration", SOURCE):
+            while await src.status() == "finish-migrate":  # `completed` is announced just before postmigrate
+                await asyncio.sleep(0.01)
+            await self.observe(src)
+            info = await src.cmd("query-migrate")
+            if "downtime" in info:
+                self.downtime_ms = float(info["downtime"])
+        if digest:
+            await self.ram_digest(src)
+
+    async def destination_resumes(self, dst: Qemu) -> None:
+        """The destination runs the guest on: runstate running, counter advancing, RAM and device tree."""
+        async with self.step("destination reaches running", DESTINATION):
+            while await dst.status() != "running":
+                await asyncio.sleep(0.02)
+        if self.migrate_started is not None:
+            self.timings["switch_s"] = round(time.monotonic() - self.migrate_started, 3)
+        await self.hooks.after_resume(self, dst)
+        await self.watch(dst)
+        await self.ram_digest(dst)
+        async with self.step("info qtree (after)", DESTINATION):
+            self.obs[DESTINATION].qtree = await dst.qtree()
+
+    async def quit(self, vm: Qemu) -> None:
+        async with self.step("quit", vm.side):
+            self.obs[vm.side].exit_code = await vm.stop()
+
+    async def quit_old(self, src: Qemu) -> None:
+        """Quit the old QEMU after the switch (unless a test fault keeps it alive)."""
+        if self.hooks.keeps_old_running():
+            self.note("old QEMU left running (test fault)", f"pid {src.pid}")
+            return
+        await self.quit(src)
+
+    def note_state_file(self) -> None:
+        if self.state_file.exists():
+            self.state_file_bytes = self.state_file.stat().st_size
+
+    # ---- teardown and the observation ----
+    async def teardown(self) -> None:
+        """Stop every QEMU still running (quit, then signals); record exit codes."""
+        for vm in reversed(self.vms):
+            if vm.proc is None:
+                continue
+            was_running = vm.returncode is None
+            try:
+                await asyncio.wait_for(vm.stop(), 15)
+            except Exception as exc:  # keep going: every QEMU must end
+                self.note(f"teardown of {vm.side} QEMU", f"{type(exc).__name__}: {exc}; killed")
+            finally:
+                vm.kill()
+            side = self.obs[vm.side]
+            # A source still running here stays exit_code None ("alive at teardown"): the recipe should
+            # have quit it (process-hygiene). The destination's exit code from this stop is recorded.
+            recordable = vm.side != SOURCE or not was_running
+            if side.exit_code is None and vm.proc.returncode is not None and recordable:
+                side.exit_code = vm.proc.returncode
+
+    def kill_all(self) -> None:
+        """Last resort, synchronous: SIGKILL and reap every QEMU, remove temporary files."""
+        for vm in self.vms:
+            vm.kill()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.shm_file.unlink()
+        with contextlib.suppress(OSError):
+            self.qmp.close()
+
+    def observation(self) -> Observation:
+        for side, o in self.obs.items():
+            vms = [vm for vm in self.vms if vm.side == side]
+            o.runstates = [s for vm in vms for s in vm.runstates]
+            o.runstates = [s for i, s in enumerate(o.runstates) if i == 0 or o.runstates[i - 1] != s]
+            o.events = [e for vm in vms for e in vm.events]
+        src = self.obs[SOURCE]
+        completed = [i for i, e in enumerate(src.events) if _is_completed(e)]
+        src.resumed_after_migration = bool(completed) and any(
+            e["event"] == "RESUME" for e in src.events[completed[0] :]
+        )
+        serial = self.serial_log.read_text(errors="replace") if self.serial_log.exists() else ""
+        mode = self.spec.mode
+        return Observation(
+            mode=mode,
+            serial_log=serial,
+            source=src,
+            destination=None if mode is Mode.BOOT else self.obs[DESTINATION],
+            guest_ram_bytes=self.spec.guest_ram_mb * 1024 * 1024,
+            state_file_bytes=self.state_file_bytes,
+            downtime_ms=self.downtime_ms,
+            upgrade=self.spec.upgrade,
+            leftover_processes=leftover_processes(),
+        )
+
+
+def _is_completed(e: dict[str, Any]) -> bool:
+    return bool(e["event"] == "MIGRATION" and e["data"].get("status") == "completed")

@@ -1,0 +1,110 @@
+"""Run one scenario to a verdict inside the cell's container: guard rails, the mode's recipe, teardown,
+checks. :func:`run_scenario` never leaves a QEMU running, whatever happens (failure, timeout, harness
+bug, Ctrl-C), and always returns a :class:`~harness.live.result.ScenarioResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from datetime import UTC, datetime
+
+from harness.live import checks, guest
+from harness.live.argv import build_argv, versioned_machine
+from harness.live.context import DESTINATION, SOURCE, ScenarioContext
+from harness.live.errors import Refused, ScenarioFailed, Unsupported
+from harness.live.faults import Faults
+from harness.live.guards import argv_problems, spec_problems
+from harness.live.kvm import kvm_problem
+from harness.live.modes import RECIPES
+from harness.live.result import ScenarioResult
+from harness.live.spec import FaultSpec, ScenarioSpec
+from harness.live.vocab import Accel, Verdict
+
+
+def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> ScenarioResult:
+    """Run one scenario to a verdict: pass | fail | unsupported | error. No QEMU survives it.
+
+    ``faults`` (tests and ``detect`` only) seeds bugs and may switch the guard rails off."""
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    accel = Accel(spec.accel)
+    why_tcg = ""
+    if accel is Accel.KVM:
+        why_tcg = spec.kvm_unavailable_reason or kvm_problem()
+        accel = Accel.TCG if why_tcg else Accel.KVM
+    result = ScenarioResult(
+        cell_id=spec.cell_id, scenario=spec.scenario, accel=spec.accel, accel_used=accel,
+        reproduce=spec.reproduce, started_at=started_at,
+    )  # fmt: skip
+    hooks = Faults(faults, spec.mode) if faults is not None else None
+    ctx = ScenarioContext(spec, accel, faults, hooks)
+    if why_tcg:
+        ctx.note("accel fallback", f"KVM requested but unusable ({why_tcg}): running under TCG")
+    try:
+        verdict, reason = asyncio.run(_drive(ctx))
+    except KeyboardInterrupt:
+        verdict, reason = Verdict.ERROR, "interrupted (KeyboardInterrupt)"
+    finally:
+        ctx.kill_all()
+    obs = ctx.observation()
+    ctx.hooks.cleanup()
+    started_qemu = any(vm.proc is not None for vm in ctx.vms)
+    if started_qemu and verdict is not Verdict.UNSUPPORTED:
+        try:
+            result.checks = checks.evaluate(obs)
+        except Exception as exc:  # a checks bug must not hide the scenario's own outcome
+            reason += f" (checks failed to evaluate: {type(exc).__name__}: {exc})"
+    if verdict is Verdict.PASS:
+        verdict, reason = checks.verdict_of(result.checks)
+    elif obs.leftover_processes:
+        reason += f"; leftover processes: {'; '.join(obs.leftover_processes)}"
+    if why_tcg:
+        reason += f" [KVM unusable ({why_tcg}): ran under TCG]"
+    pause, _ = checks.pause_ms(obs)
+    result.verdict, result.reason = verdict, reason
+    result.steps, result.qmp = ctx.steps, ctx.qmp.records
+    result.logs = {name: rel for name, rel in ctx.logs.items() if (ctx.work / rel).is_file()}
+    result.qemu_version = {str(k): v for k, v in ctx.versions.items()}
+    result.timings = dict(ctx.timings)
+    result.timings["total_s"] = round(time.monotonic() - ctx.t0, 3)
+    if pause is not None:
+        result.timings["pause_ms"] = round(pause, 3)
+    if ctx.downtime_ms is not None:
+        result.timings["downtime_ms"] = ctx.downtime_ms
+    result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return result
+
+
+async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
+    """Guard rails, firmware, the mode's recipe, teardown; returns (verdict, reason) before the checks."""
+    try:
+        try:
+            problems = spec_problems(ctx.spec, ctx.faults)
+            if problems:
+                raise Refused("; ".join(problems))
+            async with ctx.step("build guest firmware", "harness"):
+                ctx.firmware = await asyncio.to_thread(guest.build_firmware, ctx.work / "guest")
+            if ctx.spec.upgrade:
+                async with ctx.step("pin the source's machine type (upgrade)", "harness"):
+                    ctx.machine = await asyncio.to_thread(versioned_machine, ctx.spec.src_qemu)
+            if ctx.faults.guard_rails:
+                for side in (SOURCE, DESTINATION):
+                    problems += argv_problems(side, build_argv(ctx.config(side, incoming=["defer"])))
+                if problems:
+                    raise Refused("; ".join(problems))
+            await RECIPES[ctx.spec.mode](ctx)
+            await ctx.hooks.after_recipe(ctx)
+            return Verdict.PASS, ""
+        finally:
+            async with ctx.step("teardown", "harness", timeout=60):
+                await ctx.teardown()
+    except Refused as exc:
+        return Verdict.ERROR, f"refused by guard rail: {exc}"
+    except Unsupported as exc:
+        return Verdict.UNSUPPORTED, str(exc)
+    except ScenarioFailed as exc:  # QemuError and StepTimeout included
+        return Verdict.FAIL, str(exc)
+    except Exception as exc:
+        tb = traceback.format_exc(limit=-4).strip().splitlines()
+        return Verdict.ERROR, f"harness error: {type(exc).__name__}: {exc} [{' | '.join(tb[-4:])}]"

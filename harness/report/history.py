@@ -1,0 +1,186 @@
+"""Compare one run with an earlier one: regressions, fixes, new and removed cells, unchanged.
+
+The baseline is ``--baseline DIR`` when given, else the previous run in the same reports folder (the
+sibling run folder whose name sorts just before this one: run ids are UTC timestamps). Verdicts of the
+baseline come from its ``results.json`` when present (scenarios and builds), else from ``summary.json``
+and ``builds/*/build.json``, else from its ``results/`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.live.result import ScenarioResult
+from harness.live.vocab import Verdict
+from harness.store.build_record import BuildRecord
+from harness.store.runs import LATEST_LINK, RESULTS_JSON, SUMMARY_FILE, RunStore, is_run_dir
+
+GOOD = frozenset({"pass"})
+BAD = frozenset({"fail", "error"})
+INFRA = "infra"  # an error of the machinery (engine, disk), not of the tree: never a regression
+
+
+def compared(verdict: str, infra: bool) -> str:
+    """The verdict history compares: an ``error`` of the infrastructure becomes ``infra``."""
+    return INFRA if verdict == Verdict.ERROR and infra else str(verdict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One cell whose verdict differs from the baseline (``None``: absent on that side)."""
+
+    cell_id: str
+    kind: str  # "scenario" | "build"
+    before: str | None
+    after: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cell_id": self.cell_id, "kind": self.kind, "before": self.before, "after": self.after}
+
+
+@dataclass
+class History:
+    baseline: str  # the baseline run's id (folder name)
+    baseline_dir: Path
+    regressions: list[Change] = field(default_factory=list)  # pass -> fail/error
+    fixes: list[Change] = field(default_factory=list)  # fail/error -> pass
+    changed: list[Change] = field(default_factory=list)  # any other verdict change
+    new: list[Change] = field(default_factory=list)
+    removed: list[Change] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def status(self, cell_id: str, kind: str = "scenario") -> tuple[str, Change] | None:
+        """``("regression" | "fix" | "changed" | "new", change)`` for a cell of this run, else None."""
+        for label, changes in (
+            ("regression", self.regressions),
+            ("fix", self.fixes),
+            ("changed", self.changed),
+            ("new", self.new),
+        ):
+            for c in changes:
+                if c.cell_id == cell_id and c.kind == kind:
+                    return label, c
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        def dump(changes: list[Change]) -> list[dict[str, Any]]:
+            return [c.to_json() for c in changes]
+
+        return {
+            "baseline": self.baseline,
+            "regressions": dump(self.regressions),
+            "fixes": dump(self.fixes),
+            "changed": dump(self.changed),
+            "new": dump(self.new),
+            "removed": dump(self.removed),
+            "unchanged": len(self.unchanged),
+        }
+
+
+@dataclass
+class Verdicts:
+    """The verdicts of one run as history compares them (``infra`` for infrastructure errors)."""
+
+    scenarios: dict[str, str] = field(default_factory=dict)
+    builds: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, results: Iterable[ScenarioResult], builds: dict[str, BuildRecord]) -> Verdicts:
+        return cls(
+            {r.cell_id: compared(r.verdict, r.infra) for r in results},
+            {k: compared(b.verdict, b.infra) for k, b in builds.items()},
+        )
+
+
+def find_previous_run(run_dir: Path) -> Path | None:
+    """The run folder beside ``run_dir`` whose name sorts just before it (None when there is none)."""
+    run_dir = Path(run_dir).resolve()
+    parent = run_dir.parent
+    if not parent.is_dir():
+        return None
+    earlier = [
+        p
+        for p in parent.iterdir()
+        if p.name < run_dir.name
+        and p.name != LATEST_LINK
+        and not p.name.startswith(".")
+        and not p.is_symlink()
+        and is_run_dir(p)
+    ]
+    return max(earlier, key=lambda p: p.name) if earlier else None
+
+
+def load_verdicts(run_dir: Path) -> Verdicts:
+    """Scenario and build verdicts of a run folder; never raises for a damaged folder."""
+    run_dir = Path(run_dir)
+    try:
+        data = json.loads((run_dir / RESULTS_JSON).read_text(encoding="utf-8"))
+        return Verdicts(
+            scenarios={
+                str(s["cell_id"]): compared(str(s.get("verdict", "error")), bool(s.get("infra")))
+                for s in data["scenarios"]
+            },
+            builds={
+                str(k): compared(str(v.get("verdict")), v.get("stage") == "infra")
+                for k, v in data["builds"].items()
+            },
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    store = RunStore(run_dir)
+    builds = store.load_builds()
+    summary = store.read_json(SUMMARY_FILE)
+    if isinstance(summary, dict):
+        return Verdicts({str(k): str(v) for k, v in summary.items()}, Verdicts.of([], builds).builds)
+    return Verdicts.of(store.load_scenarios(), builds)
+
+
+def _compare_kind(history: History, kind: str, now: dict[str, str], before: dict[str, str]) -> None:
+    for cell_id in sorted(set(now) | set(before)):
+        old, new = before.get(cell_id), now.get(cell_id)
+        change = Change(cell_id, kind, old, new)
+        if old is None:
+            history.new.append(change)
+        elif new is None:
+            history.removed.append(change)
+        elif old == new:
+            history.unchanged.append(cell_id)
+        elif old in GOOD and new in BAD:
+            history.regressions.append(change)
+        elif old in BAD and new in GOOD:
+            history.fixes.append(change)
+        else:
+            history.changed.append(change)
+
+
+def compare(now: Verdicts, before: Verdicts, baseline_dir: Path) -> History:
+    """Classify every cell of either run; builds are listed after scenarios in each category."""
+    history = History(baseline=Path(baseline_dir).resolve().name, baseline_dir=Path(baseline_dir))
+    _compare_kind(history, "scenario", now.scenarios, before.scenarios)
+    _compare_kind(history, "build", now.builds, before.builds)
+    return history
+
+
+def history_for(run_dir: Path, now: Verdicts, baseline: Path | None = None) -> History | None:
+    """Compare ``now`` (the verdicts of ``run_dir``) with ``baseline`` or the previous run; None if none.
+
+    Raises ``ConfigError`` when an explicit ``baseline`` is not a run folder.
+    """
+    if baseline is not None:
+        if not is_run_dir(Path(baseline)):
+            raise ConfigError(
+                f"--baseline {baseline}: not a run folder (no results.json, summary.json, results/, builds/)",
+                hint="pass a folder under reports/, e.g. reports/<run-id>",
+            )
+        base = Path(baseline)
+    else:
+        found = find_previous_run(run_dir)
+        if found is None:
+            return None
+        base = found
+    return compare(now, load_verdicts(base), base)

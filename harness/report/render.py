@@ -1,0 +1,171 @@
+"""Render a run folder into what a maintainer reads: dashboard, cell pages, JUnit, JSON, console summary.
+
+Input: a run folder (``reports/<run-id>/``, see :mod:`harness.store.runs`) of stored results only; no
+Docker, no QEMU. Output, written into the same folder so it is self-contained (no CDN, no network, no
+JavaScript):
+
+    index.html            totals, regressions first, the matrix grid, build panels, a pause-time chart
+    cells/<cell>.html     one page per scenario cell: steps, QMP timeline, checks, diffs, logs, reproduce
+    builds/<cell>/        build.json plus copies of the build's build.log and reproduce.sh
+    junit.xml             see :mod:`harness.report.junit`
+    results.json          every scenario result and build record (+ history) for scripts
+    summary.json          {scenario cell id: verdict}
+
+Everything taken from logs, argv and QEMU output is escaped by jinja2's autoescape; pages also carry a
+Content-Security-Policy forbidding scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+
+from harness.live.files import write_json_atomic, write_text_atomic
+from harness.live.result import ScenarioResult
+from harness.live.vocab import BUILD_VERDICTS, SCENARIO_VERDICTS, CellId
+from harness.report import views
+from harness.report.console import console_summary
+from harness.report.history import History, Verdicts, history_for
+from harness.report.junit import clean, write_junit
+from harness.store.build_record import BuildRecord
+from harness.store.runs import RESULTS_JSON, SUMMARY_FILE, RunStore
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass
+class RenderSummary:
+    """What :func:`render_run` wrote, and the text the CLI prints."""
+
+    run_dir: Path
+    index: Path
+    junit: Path
+    results_json: Path
+    summary_json: Path
+    cell_pages: list[Path]
+    totals: dict[str, int]  # scenario verdict -> count (every verdict of VERDICTS present)
+    build_totals: dict[str, int]
+    history: History | None
+    console: str
+
+    @property
+    def ok(self) -> bool:
+        """No scenario or build failed or errored (unsupported is fine, not run is not)."""
+        bad = ("fail", "error", "not-run")
+        return not any(self.totals.get(v) for v in bad) and not any(
+            n for v, n in self.build_totals.items() if v != "pass"
+        )
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ms"] = lambda v: "" if v is None else f"{float(v):.1f} ms"
+    env.filters["secs"] = lambda v: "" if v is None else f"{float(v):.1f} s"
+    env.filters["tojson_text"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, sort_keys=True)
+    env.filters["folder"] = lambda cell_id: CellId(str(cell_id)).folder()
+    env.globals.update(icons=views.ICONS, labels=views.LABELS)
+    return env
+
+
+def _span(results: list[ScenarioResult], builds: dict[str, BuildRecord]) -> tuple[str, str]:
+    starts = [r.started_at for r in results if r.started_at] + [
+        b.started_at for b in builds.values() if b.started_at
+    ]
+    ends = [r.finished_at for r in results if r.finished_at] + [
+        b.finished_at for b in builds.values() if b.finished_at
+    ]
+    return (min(starts) if starts else "", max(ends) if ends else "")
+
+
+def render_run(
+    run_dir: Path, *, baseline: Path | None = None, expected_cells: Iterable[str] = ()
+) -> RenderSummary:
+    """Render every output file of the run folder ``run_dir`` and return what was written.
+
+    ``baseline``: a run folder to compare with (default: the previous run beside ``run_dir``).
+    ``expected_cells``: scenario cell ids the run was meant to hold; those with no result folder show
+    ``not run``. Raises ``ConfigError`` for a ``baseline`` that is not a run folder; never for a damaged
+    result (that cell becomes ``error``).
+    """
+    run_dir = Path(run_dir).resolve()
+    store = RunStore(run_dir)
+    results = store.load_scenarios(expected_cells)
+    builds = store.load_builds()
+    history = history_for(run_dir, Verdicts.of(results, builds), baseline)
+    totals = views.count((r.verdict for r in results), SCENARIO_VERDICTS)
+    build_totals = views.count((b.verdict for b in builds.values()), BUILD_VERDICTS)
+    cells = [views.cell_view(r, history) for r in results]
+    build_views = [views.build_view(store, k, b, history) for k, b in sorted(builds.items())]
+    build_views.sort(key=lambda b: b["verdict"] == "pass")  # stable: failing builds first, then by id
+    started, finished = _span(results, builds)
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    env = _env()
+    page = {"run_id": store.run_id, "generated": generated, "started": started, "finished": finished}
+    index = run_dir / "index.html"
+    write_text_atomic(
+        index,
+        env.get_template("index.html.j2").render(
+            page=page,
+            totals=totals,
+            build_totals=build_totals,
+            history=history,
+            grid=views.grid(cells, results),
+            builds=build_views,
+            chart=views.chart(cells),
+            views=cells,
+        ),
+    )
+    pages = []
+    by_view = {v["id"]: v for v in cells}
+    build_anchor = {b["id"]: b["anchor"] for b in build_views}
+    for r in results:
+        path = run_dir / by_view[r.cell_id]["href"]
+        checks = [{"c": c, "diff": views.diff_lines(c.detail)} for c in r.checks]
+        write_text_atomic(
+            path,
+            env.get_template("cell.html.j2").render(
+                page=page,
+                r=r,
+                v=by_view[r.cell_id],
+                checks=checks,
+                steps=r.steps,
+                qmp=views.qmp_rows(r),
+                logs=views.logs(store, r),
+                build_anchor=build_anchor.get(views.row_of(r.cell_id), ""),
+                reason=clean(r.reason),
+            ),
+        )
+        pages.append(path)
+    junit = write_junit(run_dir / "junit.xml", results, builds, store.run_id)
+    results_json = run_dir / RESULTS_JSON
+    write_json_atomic(
+        results_json,
+        {
+            "run_id": store.run_id,
+            "generated_at": generated,
+            "started_at": started,
+            "finished_at": finished,
+            "totals": totals,
+            "build_totals": build_totals,
+            "history": history.to_json() if history else None,
+            "scenarios": [r.to_json() for r in results],
+            "builds": {k: b.to_json() for k, b in builds.items()},
+        },
+    )
+    summary_json = run_dir / SUMMARY_FILE
+    write_json_atomic(summary_json, {r.cell_id: str(r.verdict) for r in results})
+    console = console_summary(run_dir, results, builds, history)
+    return RenderSummary(
+        run_dir, index, junit, results_json, summary_json, pages, totals, build_totals, history, console
+    )

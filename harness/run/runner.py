@@ -1,0 +1,124 @@
+"""Run scenario cells of a matrix: one run container per cell, its result stored in the run folder.
+
+The container is started from the image the build used (for a prebuilt tree: its image; for an upgrade
+pair: the one of the two images that derives from the other), with the build artifacts mounted
+read-only and ``/dev/kvm`` when KVM works on this host (see :mod:`harness.run.driver`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from harness.build.builder import Artifact
+from harness.config import images
+from harness.config.cells import ScenarioCell
+from harness.config.repo import CONTAINERS_DIR
+from harness.config.schema import Settings
+from harness.engine.containers import Engine, Mount
+from harness.errors import InfraError
+from harness.live.kvm import kvm_problem
+from harness.live.result import ScenarioResult
+from harness.live.spec import ScenarioSpec
+from harness.live.vocab import Accel, Verdict
+from harness.run.driver import engine_failure, run_driver
+from harness.store.runs import RunStore
+
+
+@dataclass
+class CellPlan:
+    """Everything needed to run one scenario cell."""
+
+    cell: ScenarioCell
+    source: Artifact
+    target: Artifact | None  # upgrade cells only
+    reproduce: str
+
+
+def _role_binary(artifact: Artifact, role: str) -> tuple[str, list[Mount], list[str]]:
+    if artifact.host_dir is None:  # prebuilt: the binary is part of the image
+        return artifact.binary, [], []
+    root = f"/qemu/{role}"
+    return (
+        f"{root}/{artifact.binary}",
+        [Mount(artifact.host_dir, root, read_only=True)],
+        [f"{root}/share", "/usr/share/qemu", "/usr/share/seabios"],
+    )
+
+
+def _unsupported(plan: CellPlan, reason: str) -> ScenarioResult:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return ScenarioResult(
+        cell_id=plan.cell.id,
+        scenario=plan.cell.scenario,
+        accel=plan.cell.accel,
+        verdict=Verdict.UNSUPPORTED,
+        reason=reason,
+        reproduce=plan.reproduce,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def cell_spec(
+    plan: CellPlan, settings: Settings, src_bin: str, dst_bin: str, dst_dirs: list[str]
+) -> ScenarioSpec:
+    cell = plan.cell
+    return ScenarioSpec(
+        cell_id=cell.id,
+        scenario=cell.scenario,
+        accel=cell.accel,
+        src_qemu=src_bin,
+        dst_qemu=dst_bin,
+        data_dirs=_role_binary(plan.source, "src")[2],
+        dst_data_dirs=dst_dirs if plan.target else None,
+        workdir="/work",
+        guest_ram_mb=settings.guest_ram_mb,
+        step_timeout_s=settings.step_timeout_s,
+        reproduce=plan.reproduce,
+    )
+
+
+def run_cell(engine: Engine, plan: CellPlan, store: RunStore, settings: Settings) -> ScenarioResult:
+    """Run one scenario cell in its own container; always returns a stored result."""
+    cell = plan.cell
+    target = plan.target or plan.source
+    image = plan.source.image
+    if target.image.id != plan.source.image.id:
+        name = images.run_image(CONTAINERS_DIR, plan.source.image.name, target.image.name)
+        if name is None:
+            result = _unsupported(
+                plan,
+                f"source ({plan.source.cell_id}) and target ({target.cell_id}) run in "
+                f"unrelated images ({plan.source.image.name}, {target.image.name}); "
+                "both QEMUs must run in one container",
+            )
+            store.save_scenario(result)
+            return result
+        image = plan.source.image if name == plan.source.image.name else target.image
+    src_bin, mounts, _ = _role_binary(plan.source, "src")
+    dst_bin, dst_mounts, dst_dirs = _role_binary(target, "dst") if plan.target else (src_bin, [], [])
+    spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs)
+    kvm_note = kvm_problem() if cell.accel is Accel.KVM else ""
+    if cell.accel is Accel.KVM and kvm_note:
+        spec.kvm_unavailable_reason = f"host: {kvm_note}"
+    started = time.monotonic()
+    try:
+        run = run_driver(
+            engine,
+            image,
+            spec,
+            mounts=[*mounts, *dst_mounts],
+            kvm=cell.accel is Accel.KVM and not kvm_note,
+            shm_mb=2 * settings.guest_ram_mb + 256,
+            dest=store.cell_dir(cell.id),
+            label=f"scenario {cell.id}",
+        )
+        result = run.result
+    except InfraError as exc:
+        result = engine_failure(cell.id, exc)
+    result.reproduce = plan.reproduce
+    result.timings["cell_s"] = round(time.monotonic() - started, 3)  # container start to result stored
+    store.save_scenario(result)
+    return result
