@@ -18,6 +18,8 @@ from pathlib import Path
 from harness.build import triage
 from harness.build.builder import Builder, BuildOutcome
 from harness.build.remedy import RemedyNotApplicable, derived_cell
+from harness.build.sources import fetch_tree
+from harness.build.subproject_store import SubprojectStore
 from harness.config import cells as mx
 from harness.config.cimatrix import ci_matrix
 from harness.config.matrix import load_matrix
@@ -302,6 +304,40 @@ def report(
             )
         run_dir = run_dir.resolve()
     return render(run_dir, baseline=baseline, say=say)
+
+
+def store_lines(cache: Path) -> list[str]:
+    """``python -m harness store list``: what the subproject store holds."""
+    entries = SubprojectStore(cache.resolve()).entries()
+    out = [f"# subproject store {cache / 'store'}: {len(entries)} folder(s)"]
+    for e in entries:
+        pin = e.revision[:12] if e.revision else "-"
+        out.append(
+            f"{e.name:24} {pin:12} {e.digest[7:23]}  QEMU {e.qemu_version:10} {e.files:5} files  {e.origin}"
+        )
+    return out
+
+
+def store_add(options: RunOptions, trees: list[str], say: Say = print) -> int:
+    """``python -m harness store add``: fetch matrix trees (no build) and keep their folders in the store."""
+    m = load_matrix(options.matrix, repo_root=REPO_ROOT)
+    names = trees or [n for n, t in m.trees.items() if t.kind != "prebuilt"]
+    unknown = [n for n in names if n not in m.trees or m.trees[n].kind == "prebuilt"]
+    if unknown:
+        built = ", ".join(n for n, t in m.trees.items() if t.kind != "prebuilt")
+        raise ConfigError(
+            f"{mx.display_path(m.path)}: no fetchable tree {', '.join(unknown)}", hint=f"trees: {built}"
+        )
+    options.cache.mkdir(parents=True, exist_ok=True)
+    cache = options.cache.resolve()
+    engine = Engine.connect(progress=say)
+    store = SubprojectStore(cache)
+    for name in names:
+        tree = m.trees[name]
+        record = fetch_tree(name, tree, cache, engine=engine, base_dir=m.path.parent, progress=say)
+        added = store.harvest(record, say)
+        say(f"store: tree {name}: {len(added)} new folder(s)")
+    return 0
 
 
 def exit_code_of(summary: RenderSummary) -> int:

@@ -78,6 +78,16 @@ def test_derived_cell_has_its_own_name_and_flags() -> None:
     assert odd.profile_name == "werror+without-disable-download"
 
 
+def test_fill_from_store_changes_the_tree_not_the_profile() -> None:
+    cell = _cell(LEAN)
+    derived = derived_cell(cell, {"name": "store", "fill_subprojects": "store"})
+    assert derived.id == "t/werror+store" and derived.tree.fill_subprojects == "store"
+    assert derived.profile is not None and derived.profile.configure == LEAN
+    assert cell.tree.fill_subprojects is None  # the matrix's own tree is unchanged
+    with pytest.raises(RemedyNotApplicable, match="already has fill_subprojects: store"):
+        derived_cell(derived, {"name": "store", "fill_subprojects": "store"})
+
+
 class FakeBuilder:
     """Fails every cell whose flags hold --enable-werror with gcc's -Werror output, passes the others.
 
