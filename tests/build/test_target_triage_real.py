@@ -33,8 +33,11 @@ trees:
     patches: qemu-ds-avr
 profiles:
   two:
-    configure: [--target-list=x86_64-softmmu,avr-softmmu, --disable-docs, --disable-install-blobs,
-                --disable-download]
+    configure:
+      - --target-list=x86_64-softmmu,avr-softmmu
+      - --disable-docs
+      - --disable-install-blobs
+      - --disable-download
     targets: [qemu-system-x86_64]
 scenarios: [boot]
 """
@@ -50,9 +53,9 @@ def _patch(cache: Path) -> str:
     trees = [v.parent for v in (cache / "trees").glob("*/VERSION") if v.read_text().strip() == "10.2.2"]
     if not trees:
         pytest.skip("no unpacked QEMU 10.2.2 tree in the cache")
-    guard = "\n#ifdef CONFIG_ARDUINO\n#define QLIT_ON_ARDUINO 1 /* cpr-harness test: a per-target symbol */\n#endif\n"
+    guard = "\n#ifdef CONFIG_ARDUINO\n#define QLIT_ON_ARDUINO 1 /* cpr-harness test: per-target */\n#endif\n"
     return (
-        "Subject: [PATCH] avr: select the Arduino boards explicitly, and test for them in common code\n\n---\n"
+        "Subject: [PATCH] avr: select the Arduino boards, and test for them in common code\n\n---\n"
         + _diff(trees[0], AVR, lambda t: t + "CONFIG_ARDUINO=y\n")
         + _diff(trees[0], HEADER, lambda t: t.replace("#endif", guard + "#endif", 1))
     )
