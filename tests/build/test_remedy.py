@@ -132,6 +132,34 @@ def test_remedy_auto_retries_once_and_keeps_both_records(
     assert "cause: warning treated as error" in out and "REMEDIED t/werror -> t/werror+disable-werror" in out
 
 
+class OldConfigureBuilder(FakeBuilder):
+    """Like FakeBuilder, and its configure also rejects --disable-download (a 6.2-era tree)."""
+
+    def build(self, cell: BuildCell) -> BuildOutcome:
+        assert cell.profile is not None
+        if "--enable-werror" not in cell.profile.configure and "--disable-download" in cell.profile.configure:
+            self.built.append(cell.id)
+            record = BuildRecord(
+                cell.id, cell.tree_name, "local", cell.profile_name, Verdict.FAIL, Stage.CONFIGURE
+            )
+            return BuildOutcome(cell.id, record, None, None, "ERROR: unknown option --disable-download")
+        return super().build(cell)
+
+
+def test_remedies_chain_until_the_build_passes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = RunStore(tmp_path / "run")
+    builder = OldConfigureBuilder()
+    outcomes = pipeline.run_builds(builder, store, [_cell([*LEAN, "--enable-werror"])], "auto")  # type: ignore[arg-type]
+    final = "t/werror+disable-werror+without-disable-download"
+    assert builder.built == ["t/werror", "t/werror+disable-werror", final]
+    assert outcomes["t/werror"].ok and outcomes["t/werror"].cell_id == final
+    records = {k: r.to_json() for k, r in store.load_builds().items()}
+    assert records["t/werror+disable-werror"]["remedy_attempt"]["cell"] == final
+    assert records[final]["remedy_of"]["rule"] == "unknown-option"
+    assert "--disable-download" not in records["t/werror+disable-werror"]["remedy_attempt"]["configure"]
+    assert f"REMEDIED t/werror -> {final}" in capsys.readouterr().out
+
+
 def test_remedy_off_does_not_retry(tmp_path: Path) -> None:
     builder = FakeBuilder()
     outcomes = pipeline.run_builds(builder, RunStore(tmp_path), [_cell(["--enable-werror"])])  # type: ignore[arg-type]
