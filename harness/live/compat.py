@@ -68,10 +68,10 @@ class Capabilities:
         }
 
 
-def machine_options(binary: str, machine: str = "q35") -> set[str]:
+def machine_options(binary: str, machine: str = "q35", timeout: float = PROBE_TIMEOUT_S) -> set[str]:
     """Option names ``-machine <machine>,help`` lists (``name=<type>`` lines; every QEMU 6.x+ prints them)."""
     proc = subprocess.run(
-        [binary, "-machine", f"{machine},help"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+        [binary, "-machine", f"{machine},help"], capture_output=True, text=True, timeout=timeout
     )
     options = set()
     for line in proc.stdout.splitlines():
@@ -82,7 +82,7 @@ def machine_options(binary: str, machine: str = "q35") -> set[str]:
     return options
 
 
-def _qmp_session(binary: str, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _qmp_session(binary: str, commands: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
     """Send ``commands`` (after qmp_capabilities, then quit) to ``binary -machine none -qmp stdio``.
 
     Returns one reply per command (``{"return": ...}`` or ``{"error": ...}``), events dropped."""
@@ -90,7 +90,7 @@ def _qmp_session(binary: str, commands: list[dict[str, Any]]) -> list[dict[str, 
     script = [{"execute": "qmp_capabilities"}, *commands, {"execute": "quit"}]
     text = "".join(json.dumps(c) + "\n" for c in script)
     try:
-        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProbeError(f"{binary}: {exc}") from None
     replies = []
@@ -118,18 +118,19 @@ def _mig_modes(schema: Any) -> list[str] | None:
     return None
 
 
-def probe(binary: str) -> Capabilities:
-    """Ask ``binary`` what it supports. A probe that fails is noted, never raised: the scenario then runs
-    as for a current QEMU and QEMU's own errors decide its verdict."""
+def probe(binary: str, timeout: float = PROBE_TIMEOUT_S) -> Capabilities:
+    """Ask ``binary`` what it supports, each question within ``timeout`` seconds. A probe that fails is
+    noted, never raised: the scenario then runs as for a current QEMU and QEMU's own errors (or the
+    recipe's step timeouts) decide its verdict."""
     caps = Capabilities(binary)
     try:
-        caps.machine_options = machine_options(binary)
+        caps.machine_options = machine_options(binary, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         caps.notes.append(f"-machine q35,help: {exc}")
     commands: list[dict[str, Any]] = [{"execute": "query-version"}, {"execute": "query-qmp-schema"}]
     commands += [{"execute": "migrate-set-parameters", "arguments": {"mode": m}} for m in CPR_MODES]
     try:
-        version, schema, *modes = _qmp_session(binary, commands)
+        version, schema, *modes = _qmp_session(binary, commands, timeout)
     except ProbeError as exc:
         caps.notes.append(str(exc))
         return caps

@@ -81,8 +81,9 @@ async def _learn_capabilities(ctx: ScenarioContext) -> None:
     """Ask each QEMU of the cell what it supports (live/compat.py): a mode it lacks is ``unsupported``
     in its own words, before any guest starts; an option it lacks is left out of the argv."""
     binaries = dict.fromkeys(b for b in (ctx.spec.src_qemu, ctx.spec.dst_qemu) if b)
+    each = ctx.spec.step_timeout_s / (3 * len(binaries))  # a QEMU that hangs is noted, then fails later
     async with ctx.step("probe QEMU capabilities", "harness"):
-        found = [await asyncio.to_thread(compat.probe, b) for b in binaries]
+        found = [await asyncio.to_thread(compat.probe, b, each) for b in binaries]
     for caps in found:
         ctx.note(f"capabilities of {caps.binary}", json.dumps(caps.to_json(), sort_keys=True))
         reason = caps.lacks(ctx.spec.scenario)
