@@ -55,7 +55,7 @@ class Capabilities:
         values = f" (its MigMode values: {', '.join(self.mig_modes)})" if self.mig_modes else ""
         if self.mig_modes is None:
             values = " (its QMP schema has no MigMode enum: CPR modes arrived in QEMU 8.2)"
-        return f"QEMU {self.version or '?'}: migrate-set-parameters {{mode: {mode}}}: {error}{values}"
+        return f"{self.version or self.binary}: {error}{values}"
 
     def to_json(self) -> dict[str, Any]:
         return {

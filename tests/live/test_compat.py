@@ -19,7 +19,7 @@ def test_a_qemu_without_migmode_lacks_every_cpr_mode_in_its_own_words() -> None:
         "/q", version="7.2.19", mode_errors=errors, machine_options={"acpi", "memory-backend"}
     )
     reason = caps.lacks("cpr-reboot")
-    assert reason is not None and reason.startswith("QEMU 7.2.19: migrate-set-parameters {mode: cpr-reboot}")
+    assert reason is not None and reason.startswith("7.2.19: Parameter")
     assert NO_MODE in reason and "no MigMode enum" in reason
     assert caps.lacks("normal") is None and caps.lacks("boot") is None
     assert caps.aux_ram_share is False
