@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {list,matrix,build,test,report,detect,provision} [options]``.
+"""Command line: ``python -m harness {list,matrix,build,test,report,detect,provision,store} [options]``.
 
 Exit codes: 0 all selected cells passed (or were unsupported); 1 some cell failed or errored; 2 a user
 error (bad matrix, selector matching nothing, ...); 3 an infrastructure error (no Docker engine, disk
@@ -104,6 +104,20 @@ def _parser() -> argparse.ArgumentParser:
     det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
     det.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     sub.add_parser("provision", help="install and start a Docker engine (root, Debian/Ubuntu)")
+    sto = sub.add_parser("store", help="the offline subproject store: list it, or feed it from matrix trees")
+    sto.add_argument(
+        "action", choices=["list", "add"], help="list: the folders kept; add: fetch trees into it"
+    )
+    sto.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file (add)")
+    sto.add_argument(
+        "--trees", nargs="+", default=[], metavar="NAME", help="trees to fetch (add; default all)"
+    )
+    sto.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR)),
+        help="the cache holding the store (default .cache)",
+    )
     return parser
 
 
@@ -169,6 +183,17 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    if args.action == "list":
+        for line in pipeline.store_lines(args.cache):
+            _say(line)
+        return 0
+    options = pipeline.RunOptions(matrix=args.matrix, cache=args.cache)
+    return pipeline.store_add(options, list(args.trees), say=_say)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": _list,
     "matrix": _matrix,
@@ -177,6 +202,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _report,
     "detect": _detect,
     "provision": _provision,
+    "store": _store,
 }
 
 

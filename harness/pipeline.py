@@ -18,6 +18,8 @@ from pathlib import Path
 from harness.build import triage
 from harness.build.builder import Builder, BuildOutcome
 from harness.build.remedy import RemedyNotApplicable, derived_cell
+from harness.build.sources import fetch_tree
+from harness.build.subproject_store import SubprojectStore
 from harness.config import cells as mx
 from harness.config.cimatrix import ci_matrix
 from harness.config.matrix import load_matrix
@@ -140,24 +142,26 @@ def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) 
     return outcome
 
 
-def _remedy(
-    builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome, say: Say
-) -> BuildOutcome:
-    """--remedy auto: retry ``cell`` once as ``<tree>/<profile>+<remedy>`` with the triage change applied.
+MAX_REMEDIES = 3  # an old export may need several: its submodules, then a configure flag it lacks, ...
 
-    Both records stay in the run (``remedy_attempt`` on the failed one, ``remedy_of`` on the retry). The
-    retry's outcome stands in for the cell (its scenarios run on it) when it passes."""
+
+def _retry(
+    builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome, say: Say
+) -> tuple[mx.BuildCell, BuildOutcome] | None:
+    """Retry ``cell`` once as ``<tree>/<profile>+<remedy>`` with its triage change applied; None when
+    there is no applicable change. Both records stay in the run (``remedy_attempt`` on the failed one,
+    ``remedy_of`` on the retry)."""
     found = failed.record.triage
     change = found.change if found else None
     if not change or cell.profile is None:
-        return failed
+        return None
     try:
         retry_cell = derived_cell(cell, change)
     except RemedyNotApplicable as exc:
         say(f"  remedy for {cell.id} not applicable: {exc}")
         failed.record.remedy_attempt = {"cell": None, "change": change, "reason": str(exc)}
         store.save_build(failed.record, cell.id)
-        return failed
+        return None
     assert retry_cell.profile is not None and found is not None
     say(f"  remedy: retrying {cell.id} as {retry_cell.id} ({' '.join(retry_cell.profile.configure)})")
     retry = _build_one(builder, store, retry_cell, say)
@@ -176,16 +180,34 @@ def _remedy(
     }
     store.save_build(retry.record, retry_cell.id)
     store.save_build(failed.record, cell.id)
-    if retry.ok:
-        say(f"  REMEDIED {cell.id} -> {retry_cell.id}: make it permanent in profile {cell.profile_name}")
-        return retry
+    return retry_cell, retry
+
+
+def _remedy(
+    builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome, say: Say
+) -> BuildOutcome:
+    """--remedy auto: retry with the triage change applied, and again with the next failure's change,
+    up to :data:`MAX_REMEDIES` retries (``<tree>/<profile>+a``, ``<tree>/<profile>+a+b``, ...). The
+    first retry that passes stands in for the cell (its scenarios run on it)."""
+    current_cell, current = cell, failed
+    for _ in range(MAX_REMEDIES):
+        step = _retry(builder, store, current_cell, current, say)
+        if step is None:
+            break
+        current_cell, current = step
+        if current.ok:
+            say(
+                f"  REMEDIED {cell.id} -> {current_cell.id}: make it permanent in profile {cell.profile_name}"
+            )
+            return current
     return failed
 
 
 def run_builds(
     builder: Builder, store: RunStore, cells: list[mx.BuildCell], remedy: str = "off", say: Say = print
 ) -> dict[str, BuildOutcome]:
-    """Build each cell (in order), storing every record; with ``remedy="auto"`` retry failures once."""
+    """Build each cell (in order), storing every record; with ``remedy="auto"`` retry failures with their
+    triage remedies (see :func:`_remedy`)."""
     outcomes: dict[str, BuildOutcome] = {}
     for number, cell in enumerate(cells, start=1):
         say(f"[build {number}/{len(cells)}] {cell.id}")
@@ -302,6 +324,40 @@ def report(
             )
         run_dir = run_dir.resolve()
     return render(run_dir, baseline=baseline, say=say)
+
+
+def store_lines(cache: Path) -> list[str]:
+    """``python -m harness store list``: what the subproject store holds."""
+    entries = SubprojectStore(cache.resolve()).entries()
+    out = [f"# subproject store {cache / 'store'}: {len(entries)} folder(s)"]
+    for e in entries:
+        pin = e.revision[:12] if e.revision else "-"
+        out.append(
+            f"{e.name:24} {pin:12} {e.digest[7:23]}  QEMU {e.qemu_version:10} {e.files:5} files  {e.origin}"
+        )
+    return out
+
+
+def store_add(options: RunOptions, trees: list[str], say: Say = print) -> int:
+    """``python -m harness store add``: fetch matrix trees (no build) and keep their folders in the store."""
+    m = load_matrix(options.matrix, repo_root=REPO_ROOT)
+    names = trees or [n for n, t in m.trees.items() if t.kind != "prebuilt"]
+    unknown = [n for n in names if n not in m.trees or m.trees[n].kind == "prebuilt"]
+    if unknown:
+        built = ", ".join(n for n, t in m.trees.items() if t.kind != "prebuilt")
+        raise ConfigError(
+            f"{mx.display_path(m.path)}: no fetchable tree {', '.join(unknown)}", hint=f"trees: {built}"
+        )
+    options.cache.mkdir(parents=True, exist_ok=True)
+    cache = options.cache.resolve()
+    engine = Engine.connect(progress=say)
+    store = SubprojectStore(cache)
+    for name in names:
+        tree = m.trees[name]
+        record = fetch_tree(name, tree, cache, engine=engine, base_dir=m.path.parent, progress=say)
+        added = store.harvest(record, say)
+        say(f"store: tree {name}: {len(added)} new folder(s)")
+    return 0
 
 
 def exit_code_of(summary: RenderSummary) -> int:

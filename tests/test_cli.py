@@ -111,3 +111,13 @@ def test_unwritable_reports_folder_is_one_message(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
     assert str(blocker) in done.stderr and "--reports" in done.stderr
+
+
+def test_store_list_and_an_unknown_tree_to_add(tmp_path: Path) -> None:
+    empty = run_harness("store", "list", "--cache", str(tmp_path / "cache"))
+    assert empty.returncode == 0 and "0 folder(s)" in empty.stdout
+    bad = run_harness(
+        "store", "add", "--matrix", "matrices/store.yaml", "--trees", "nope", "--cache", str(tmp_path)
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "no fetchable tree nope" in bad.stderr and "debian-7.2" in bad.stderr

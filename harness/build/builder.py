@@ -44,6 +44,7 @@ from harness.build.buildbox import (
     version_in_image,
 )
 from harness.build.sources import fetch_tree
+from harness.build.subproject_store import prepare
 from harness.config.cells import BuildCell
 from harness.engine.containers import ContainerSession, Engine, ImageRef, Mount, RunResult
 from harness.engine.locks import file_lock
@@ -167,6 +168,7 @@ class Builder:
                         cell.tree_name, cell.tree, self.cache, engine=self.engine, image=image,
                         base_dir=self.base_dir, progress=self.progress,
                     )  # fmt: skip
+                    source = prepare(source, cell.tree.fill_subprojects, self.cache, self.progress)
                     record.durations["fetch_s"] = round(time.monotonic() - t0, 2)
                     record.source = {"digest": source.digest, **source.provenance}
                 with self._stage(record, Stage.PATCH, None):

@@ -21,10 +21,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9._+-]+")
 _COMMON = {"kind", "image", "description"}
 # kind -> (required fields, other allowed fields); anything else set on the tree is an error
 KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "tarball": (("url", "sha256"), ("patches", "profiles")),
-    "git": (("url", "ref"), ("submodules", "patches", "profiles")),
-    "debian-source": (("version",), ("package", "patches", "profiles")),
-    "local": (("path",), ("patches", "profiles")),
+    "tarball": (("url", "sha256"), ("patches", "profiles", "fill_subprojects")),
+    "git": (("url", "ref"), ("submodules", "patches", "profiles", "fill_subprojects")),
+    "debian-source": (("version",), ("package", "patches", "profiles", "fill_subprojects")),
+    "local": (("path",), ("patches", "profiles", "fill_subprojects")),
     "prebuilt": (("binary",), ()),
 }
 
@@ -47,6 +47,8 @@ class Tree(_Model):
     binary: str | None = None
     patches: str | None = None
     profiles: list[str] | None = None
+    # "store": fill required submodule/subproject folders the tree lacks from the subproject store
+    fill_subprojects: Literal["store"] | None = None
 
 
 class Profile(_Model):

@@ -33,6 +33,7 @@ class VmConfig:
     machine: str = "q35"  # an upgrade pins the source's versioned type, e.g. pc-q35-10.0
     ram: str = "plain"  # plain: -m only; memfd: shared memfd + aux-ram-share; file: shared named file
     mem_path: Path | None = None  # ram == "file"
+    aux_ram_share: bool = True  # memfd RAM: -machine aux-ram-share=on (QEMU >= 10.0 has the option)
     data_dirs: list[str] = field(default_factory=list)
     default_devices: bool = False
     incoming: list[str] = field(default_factory=list)  # one "-incoming" per entry
@@ -64,7 +65,7 @@ def build_argv(cfg: VmConfig) -> list[str]:
     machine = cfg.machine
     argv = [cfg.binary, "-name", "cprguest"]
     if cfg.ram == "memfd":
-        machine += ",memory-backend=ram0,aux-ram-share=on"
+        machine += ",memory-backend=ram0" + (",aux-ram-share=on" if cfg.aux_ram_share else "")
         backend = f"memory-backend-memfd,id=ram0,size={size},share=on"
     elif cfg.ram == "file":
         if cfg.mem_path is None:

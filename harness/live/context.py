@@ -87,6 +87,7 @@ class ScenarioContext:
         self.obs: dict[str, SideObservation] = {s: SideObservation(s) for s in (SOURCE, DESTINATION)}
         self.firmware: Path | None = None
         self.machine = "q35"  # pinned to the source's versioned type for upgrade cells
+        self.aux_ram_share = True  # False when a QEMU of the cell lacks the option (live/compat.py)
         self.state_file_bytes: int | None = None
         self.downtime_ms: float | None = None
         self.migrate_started: float | None = None  # monotonic time of the `migrate` command
@@ -137,6 +138,7 @@ class ScenarioContext:
             accel=self.accel,
             ram=self.ram_kind(),
             mem_path=self.shm_file,
+            aux_ram_share=self.aux_ram_share,
             data_dirs=list(
                 self.spec.dst_data_dirs
                 if dst and self.spec.dst_data_dirs is not None

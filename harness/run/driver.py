@@ -26,6 +26,7 @@ from harness.errors import InfraError
 from harness.live.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from harness.live.result import ScenarioResult
 from harness.live.spec import FaultSpec, ScenarioSpec
+from harness.run.preflight import driver_requirements
 from harness.store.untrusted import read_untrusted
 
 LIVE_DIR = Path(live.__file__).resolve().parent
@@ -81,6 +82,9 @@ def run_driver(
             shm_size=f"{shm_mb}m",
             label=label or f"scenario {spec.cell_id}",
         ) as box:
+            lacking = driver_requirements(box, image)
+            if lacking:
+                return DriverRun(ScenarioResult.error(spec.cell_id, lacking), lacking, 1, False)
             run = box.exec(
                 driver_argv(faults is not None), workdir="/work", timeout=spec.step_timeout_s * 12 + 120
             )

@@ -78,6 +78,16 @@ def test_derived_cell_has_its_own_name_and_flags() -> None:
     assert odd.profile_name == "werror+without-disable-download"
 
 
+def test_fill_from_store_changes_the_tree_not_the_profile() -> None:
+    cell = _cell(LEAN)
+    derived = derived_cell(cell, {"name": "store", "fill_subprojects": "store"})
+    assert derived.id == "t/werror+store" and derived.tree.fill_subprojects == "store"
+    assert derived.profile is not None and derived.profile.configure == LEAN
+    assert cell.tree.fill_subprojects is None  # the matrix's own tree is unchanged
+    with pytest.raises(RemedyNotApplicable, match="already has fill_subprojects: store"):
+        derived_cell(derived, {"name": "store", "fill_subprojects": "store"})
+
+
 class FakeBuilder:
     """Fails every cell whose flags hold --enable-werror with gcc's -Werror output, passes the others.
 
@@ -120,6 +130,34 @@ def test_remedy_auto_retries_once_and_keeps_both_records(
     assert records["t/werror+disable-werror"]["remedy_of"]["configure_before"][-1] == "--enable-werror"
     out = capsys.readouterr().out
     assert "cause: warning treated as error" in out and "REMEDIED t/werror -> t/werror+disable-werror" in out
+
+
+class OldConfigureBuilder(FakeBuilder):
+    """Like FakeBuilder, and its configure also rejects --disable-download (a 6.2-era tree)."""
+
+    def build(self, cell: BuildCell) -> BuildOutcome:
+        assert cell.profile is not None
+        if "--enable-werror" not in cell.profile.configure and "--disable-download" in cell.profile.configure:
+            self.built.append(cell.id)
+            record = BuildRecord(
+                cell.id, cell.tree_name, "local", cell.profile_name, Verdict.FAIL, Stage.CONFIGURE
+            )
+            return BuildOutcome(cell.id, record, None, None, "ERROR: unknown option --disable-download")
+        return super().build(cell)
+
+
+def test_remedies_chain_until_the_build_passes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = RunStore(tmp_path / "run")
+    builder = OldConfigureBuilder()
+    outcomes = pipeline.run_builds(builder, store, [_cell([*LEAN, "--enable-werror"])], "auto")  # type: ignore[arg-type]
+    final = "t/werror+disable-werror+without-disable-download"
+    assert builder.built == ["t/werror", "t/werror+disable-werror", final]
+    assert outcomes["t/werror"].ok and outcomes["t/werror"].cell_id == final
+    records = {k: r.to_json() for k, r in store.load_builds().items()}
+    assert records["t/werror+disable-werror"]["remedy_attempt"]["cell"] == final
+    assert records[final]["remedy_of"]["rule"] == "unknown-option"
+    assert "--disable-download" not in records["t/werror+disable-werror"]["remedy_attempt"]["configure"]
+    assert f"REMEDIED t/werror -> {final}" in capsys.readouterr().out
 
 
 def test_remedy_off_does_not_retry(tmp_path: Path) -> None:
