@@ -5,14 +5,14 @@ Docker, no QEMU. Output, written into the same folder so it is self-contained (n
 JavaScript):
 
     index.html            totals, regressions first (new ones, then cells still red since an earlier
-                          night), one grid per build row with each cell's trend strip, trends (verdict
-                          strip, pause sparkline, red since), a pause-time chart, build panels
+                          night), one grid per build row with each cell's trend (verdict strip, pause
+                          sparkline, red since), cells needing attention, a pause-time chart, build panels
     cells/<cell>.html     one page per scenario cell: checks, step timeline (source and destination side
                           by side, the pause marked), trend, QMP timeline (polling folded), diffs, logs,
                           reproduce
     builds/<cell>/        build.json plus copies of the build's build.log and reproduce.sh
     junit.xml             see :mod:`harness.report.junit`
-    results.json          every scenario result and build record (+ history) for scripts
+    results.json          every scenario result and build record (+ history and trends) for scripts
     summary.json          {scenario cell id: verdict}
 
 Everything taken from logs, argv and QEMU output is escaped by jinja2's autoescape; pages also carry a
