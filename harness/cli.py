@@ -38,6 +38,27 @@ def _selection_args(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _window(text: str) -> int:
+    """``--history N``: a whole number of runs, at least 1 (this run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of runs (1 or more)")
+    return value
+
+
+def _history_arg(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--history",
+        type=_window,
+        default=14,  # harness.report.trends.DEFAULT_WINDOW (not imported here: the CLI starts light)
+        metavar="N",
+        help="trends over the last N runs of the reports folder, this one included (default 14)",
+    )
+
+
 def _run_args(cmd: argparse.ArgumentParser) -> None:
     cache = Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR))
     cmd.add_argument("--cache", type=Path, default=cache, help="sources, builds, ccache (default .cache)")
@@ -58,6 +79,7 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--jobs", type=int, default=1, help="scenario cells run at once, each in its own container"
     )
+    _history_arg(cmd)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", type=Path, default=REPORTS_DIR, help="run folders")
     rep.add_argument("--run", default="latest", help="run folder name under --reports (default: latest)")
     rep.add_argument("--baseline", type=Path, default=None, help="compare with this run folder")
+    _history_arg(rep)
     rep.add_argument(
         "--merge",
         type=Path,
@@ -133,6 +156,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         build_jobs=args.build_jobs,
         remedy=args.remedy,
         jobs=args.jobs,
+        history=args.history,
     )
 
 
@@ -166,7 +190,9 @@ def _test(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from harness import pipeline
 
-    summary = pipeline.report(args.reports, args.run, args.baseline, args.merge, say=_say)
+    summary = pipeline.report(
+        args.reports, args.run, args.baseline, args.merge, say=_say, window=args.history
+    )
     return pipeline.exit_code_of(summary)
 
 

@@ -31,6 +31,7 @@ from harness.live.result import ScenarioResult
 from harness.report import console
 from harness.report.merge import merge_runs
 from harness.report.render import RenderSummary, render_run
+from harness.report.trends import DEFAULT_WINDOW
 from harness.run.runner import CellPlan, run_cell
 from harness.store.runs import RunStore, new_run_id, update_latest
 
@@ -49,6 +50,7 @@ class RunOptions:
     build_jobs: int | None = None  # ninja -j (default: the matrix's settings.build_jobs, else cores)
     remedy: str = "off"  # "auto": retry a failed build once with its triage remedy
     jobs: int = 1  # scenario cells at once
+    history: int = DEFAULT_WINDOW  # runs the report's trends cover (this one included)
 
 
 @dataclass
@@ -219,9 +221,13 @@ def run_builds(
 
 
 def render(
-    run_dir: Path, expected: list[str] | None = None, baseline: Path | None = None, say: Say = print
+    run_dir: Path,
+    expected: list[str] | None = None,
+    baseline: Path | None = None,
+    say: Say = print,
+    window: int = DEFAULT_WINDOW,
 ) -> RenderSummary:
-    summary = render_run(run_dir, baseline=baseline, expected_cells=expected or [])
+    summary = render_run(run_dir, baseline=baseline, expected_cells=expected or [], window=window)
     say(summary.console)
     return summary
 
@@ -235,7 +241,7 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
     outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
-    render(store.root, say=say)
+    render(store.root, say=say, window=options.history)
     say(
         f"builds: {len(outcomes) - len(run.failed)} passed ({len(remedied)} after a remedy), "
         f"{len(run.failed)} failed  (records: {mx.display_path(store.root)})"
@@ -290,14 +296,14 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
                     pool.shutdown(wait=True, cancel_futures=True)  # running cells finish and clean up
                     raise
     except KeyboardInterrupt:
-        render(store.root, expected, say=say)  # what finished is in the store; the rest is "not run"
+        render(store.root, expected, say=say, window=options.history)  # the rest is "not run"
         raise
     order = {cell.id: n for n, cell in enumerate(sel.scenarios)}
     results = sorted(done, key=lambda r: order[r.cell_id])
     store.write_summary(expected)
     for line in console.cells_table(results, time.monotonic() - started, mx.display_path(store.root)):
         say(line)
-    render(store.root, expected, say=say)
+    render(store.root, expected, say=say, window=options.history)
     return TestRun(BuildRun(store, outcomes), results)
 
 
@@ -307,6 +313,7 @@ def report(
     baseline: Path | None = None,
     merge: list[Path] | None = None,
     say: Say = print,
+    window: int = DEFAULT_WINDOW,
 ) -> RenderSummary:
     """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first."""
     if merge:
@@ -323,7 +330,7 @@ def report(
                 f"no run folder {run_dir}", hint="run `nox -s build test` first, or pass --run NAME"
             )
         run_dir = run_dir.resolve()
-    return render(run_dir, baseline=baseline, say=say)
+    return render(run_dir, baseline=baseline, say=say, window=window)
 
 
 def store_lines(cache: Path) -> list[str]:

@@ -1,9 +1,12 @@
 """Compare one run with an earlier one: regressions, fixes, new and removed cells, unchanged.
 
 The baseline is ``--baseline DIR`` when given, else the previous run in the same reports folder (the
-sibling run folder whose name sorts just before this one: run ids are UTC timestamps). Verdicts of the
-baseline come from its ``results.json`` when present (scenarios and builds), else from ``summary.json``
-and ``builds/*/build.json``, else from its ``results/`` folder.
+sibling run folder whose name sorts just before this one: run ids are UTC timestamps); a run with
+scenario cells skips earlier runs that have none (a ``build`` run in between). Only the kinds of cell
+the run holds are compared: a ``build`` run compares its build cells and never lists the scenario cells
+of a ``test`` run as removed. Verdicts (and pause times) of a run come from its ``results.json`` when
+present (scenarios and builds), else from its ``results/`` folder (``summary.json`` naming the cells that
+never ran) and ``builds/*/build.json``.
 """
 
 from __future__ import annotations
@@ -88,21 +91,24 @@ class Verdicts:
 
     scenarios: dict[str, str] = field(default_factory=dict)
     builds: dict[str, str] = field(default_factory=dict)
+    pauses: dict[str, float] = field(default_factory=dict)  # scenario cell id -> pause (ms), when recorded
 
     @classmethod
     def of(cls, results: Iterable[ScenarioResult], builds: dict[str, BuildRecord]) -> Verdicts:
+        results = list(results)
         return cls(
             {r.cell_id: compared(r.verdict, r.infra) for r in results},
             {k: compared(b.verdict, b.infra) for k, b in builds.items()},
+            {r.cell_id: p for r in results if (p := r.timings.get("pause_ms")) is not None},
         )
 
 
-def find_previous_run(run_dir: Path) -> Path | None:
-    """The run folder beside ``run_dir`` whose name sorts just before it (None when there is none)."""
+def earlier_runs(run_dir: Path) -> list[Path]:
+    """The run folders beside ``run_dir`` whose names sort before it, oldest first."""
     run_dir = Path(run_dir).resolve()
     parent = run_dir.parent
     if not parent.is_dir():
-        return None
+        return []
     earlier = [
         p
         for p in parent.iterdir()
@@ -112,11 +118,38 @@ def find_previous_run(run_dir: Path) -> Path | None:
         and not p.is_symlink()
         and is_run_dir(p)
     ]
-    return max(earlier, key=lambda p: p.name) if earlier else None
+    return sorted(earlier, key=lambda p: p.name)
+
+
+def has_scenarios(run_dir: Path) -> bool:
+    """Whether a run folder holds scenario cells (a ``build`` run holds none)."""
+    results = Path(run_dir) / "results"
+    if results.is_dir() and any(p.is_dir() for p in results.iterdir()):
+        return True
+    summary = RunStore(Path(run_dir)).read_json(SUMMARY_FILE)
+    return isinstance(summary, dict) and bool(summary)
+
+
+def find_previous_run(run_dir: Path, *, with_scenarios: bool = False) -> Path | None:
+    """The run folder beside ``run_dir`` whose name sorts just before it (None when there is none).
+
+    ``with_scenarios``: the nearest earlier run that holds scenario cells, if there is one."""
+    earlier = earlier_runs(run_dir)
+    if with_scenarios:
+        found = next((p for p in reversed(earlier) if has_scenarios(p)), None)
+        if found is not None:
+            return found
+    return earlier[-1] if earlier else None
+
+
+def _pause(scenario: dict[str, Any]) -> float | None:
+    timings = scenario.get("timings")
+    value = timings.get("pause_ms") if isinstance(timings, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def load_verdicts(run_dir: Path) -> Verdicts:
-    """Scenario and build verdicts of a run folder; never raises for a damaged folder."""
+    """Scenario and build verdicts (and pause times) of a run folder; never raises for a damaged folder."""
     run_dir = Path(run_dir)
     try:
         data = json.loads((run_dir / RESULTS_JSON).read_text(encoding="utf-8"))
@@ -129,15 +162,14 @@ def load_verdicts(run_dir: Path) -> Verdicts:
                 str(k): compared(str(v.get("verdict")), v.get("stage") == "infra")
                 for k, v in data["builds"].items()
             },
+            pauses={str(s["cell_id"]): p for s in data["scenarios"] if (p := _pause(s)) is not None},
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     store = RunStore(run_dir)
-    builds = store.load_builds()
     summary = store.read_json(SUMMARY_FILE)
-    if isinstance(summary, dict):
-        return Verdicts({str(k): str(v) for k, v in summary.items()}, Verdicts.of([], builds).builds)
-    return Verdicts.of(store.load_scenarios(), builds)
+    expected = [str(k) for k in summary] if isinstance(summary, dict) else []
+    return Verdicts.of(store.load_scenarios(expected), store.load_builds())
 
 
 def _compare_kind(history: History, kind: str, now: dict[str, str], before: dict[str, str]) -> None:
@@ -159,9 +191,13 @@ def _compare_kind(history: History, kind: str, now: dict[str, str], before: dict
 
 
 def compare(now: Verdicts, before: Verdicts, baseline_dir: Path) -> History:
-    """Classify every cell of either run; builds are listed after scenarios in each category."""
+    """Classify every cell of either run; builds are listed after scenarios in each category.
+
+    A run without scenario cells (``build``) compares its builds only: the baseline's scenario cells are
+    not "removed" by a run that never set out to run them."""
     history = History(baseline=Path(baseline_dir).resolve().name, baseline_dir=Path(baseline_dir))
-    _compare_kind(history, "scenario", now.scenarios, before.scenarios)
+    if now.scenarios:
+        _compare_kind(history, "scenario", now.scenarios, before.scenarios)
     _compare_kind(history, "build", now.builds, before.builds)
     return history
 
@@ -179,7 +215,7 @@ def history_for(run_dir: Path, now: Verdicts, baseline: Path | None = None) -> H
             )
         base = Path(baseline)
     else:
-        found = find_previous_run(run_dir)
+        found = find_previous_run(run_dir, with_scenarios=bool(now.scenarios))
         if found is None:
             return None
         base = found
