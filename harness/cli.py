@@ -58,6 +58,13 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--jobs", type=int, default=1, help="scenario cells run at once, each in its own container"
     )
+    cmd.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each scenario cell N times in its container: every pause is kept, the cell fails if any "
+        "repetition fails; a pause regression needs >= 5 on both runs",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,6 +126,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         build_jobs=args.build_jobs,
         remedy=args.remedy,
         jobs=args.jobs,
+        repeat=args.repeat,
     )
 
 

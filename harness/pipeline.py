@@ -47,6 +47,7 @@ class RunOptions:
     build_jobs: int | None = None  # ninja -j (default: the matrix's settings.build_jobs, else cores)
     remedy: str = "off"  # "auto": retry a failed build once with its triage remedy
     jobs: int = 1  # scenario cells at once
+    repeat: int = 1  # each scenario cell this many times in its container (pause samples)
 
 
 @dataclass
@@ -247,7 +248,7 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
             store.save_scenario(result)
             return result
         plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce)
-        return run_cell(engine, plan, store, sel.matrix.settings)
+        return run_cell(engine, plan, store, sel.matrix.settings, repeat=options.repeat)
 
     def finished(result: ScenarioResult) -> None:
         done.append(result)

@@ -72,6 +72,8 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
         result.timings["pause_ms"] = round(pause, 3)
     if ctx.downtime_ms is not None:
         result.timings["downtime_ms"] = ctx.downtime_ms
+    if ctx.state_file_bytes is not None:
+        result.timings["state_file_bytes"] = float(ctx.state_file_bytes)
     result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     return result
 

@@ -83,6 +83,8 @@ def console_summary(
         out.append(f"since {history.baseline}: {len(history.regressions)} regression(s)")
         for c in history.regressions:
             out.append(f"  REGRESSION  {c.kind} {c.cell_id}: {_arrow(c)}")
+        for p in history.pause_regressions:
+            out.append(f"  PAUSE REGRESSION  {p.cell_id}: {p.shift.describe()}")
     totals = count((r.verdict for r in results), SCENARIO_VERDICTS)
     out.append(
         f"scenarios: {len(results)} cells: "

@@ -15,6 +15,7 @@ from typing import Any
 from harness.live.files import write_bytes_atomic
 from harness.live.result import ScenarioResult
 from harness.live.vocab import Accel, CellId, Mode, Verdict
+from harness.report import stats
 from harness.report.history import History
 from harness.report.junit import clean, first_failure
 from harness.store.build_record import BuildRecord
@@ -129,6 +130,7 @@ def cell_view(r: ScenarioResult, history: History | None) -> dict[str, Any]:
         "href": f"cells/{CellId(r.cell_id).folder()}.html",
         "duration": r.timings.get("total_s"),
         "pause": r.timings.get("pause_ms"),
+        "spread": stats.spread(r.pause_samples()) if len(r.pause_samples()) > 1 else {},
         "fallback": r.accel_used if r.fell_back else "",
         "why": "" if r.verdict is Verdict.PASS else clean(first_failure(r)),
         "change": change[0] if change else "",
@@ -153,9 +155,13 @@ def chart(views: list[dict[str, Any]]) -> dict[str, Any]:
     bars = [v for v in views if v["pause"] is not None]
     top = max((v["pause"] for v in bars), default=0.0) or 1.0
     label_w, bar_w, row_h = 330, 460, 22
-    items = [
-        {"view": v, "y": 24 + i * row_h, "w": max(1.0, bar_w * v["pause"] / top)} for i, v in enumerate(bars)
-    ]
+    top = max([top, *(v["spread"]["max"] for v in bars if v["spread"])])
+    items = []
+    for i, v in enumerate(bars):
+        item = {"view": v, "y": 24 + i * row_h, "w": max(1.0, bar_w * v["pause"] / top)}
+        if v["spread"]:  # a whisker from the fastest to the slowest repetition
+            item["lo"], item["hi"] = bar_w * v["spread"]["min"] / top, bar_w * v["spread"]["max"] / top
+        items.append(item)
     return {"items": items, "x0": label_w, "bar_w": bar_w, "height": 34 + len(bars) * row_h, "top": top}
 
 

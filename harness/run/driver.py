@@ -82,7 +82,9 @@ def run_driver(
             label=label or f"scenario {spec.cell_id}",
         ) as box:
             run = box.exec(
-                driver_argv(faults is not None), workdir="/work", timeout=spec.step_timeout_s * 12 + 120
+                driver_argv(faults is not None),
+                workdir="/work",
+                timeout=spec.step_timeout_s * 12 * spec.repeat + 120,
             )
         result = _read_result(work, spec.cell_id, run.output, run.exit_code, run.timed_out)
         if dest is not None:
