@@ -136,8 +136,12 @@ def test_pause_regression_needs_repeated_samples_on_both_runs(tmp_path: Path) ->
             store.save_scenario(r)
         return store.root
 
-    before = {"normal": [10.0, 10.2, 9.9, 10.1, 10.0], "cpr-exec": [50, 51, 49, 50, 52], "cpr-reboot": [40.0]}
-    after = {"normal": [15.0, 15.3, 14.9, 15.2, 15.1], "cpr-exec": [52, 53, 51, 52, 54], "cpr-reboot": [400.0]}
+    before = {"normal": [10.0, 10.2, 9.9, 10.1, 10.0], "cpr-exec": [50, 51, 49, 50, 52], "cpr-reboot": [40]}
+    after = {
+        "normal": [15.0, 15.3, 14.9, 15.2, 15.1],
+        "cpr-exec": [52, 53, 51, 52, 54],
+        "cpr-reboot": [400.0],
+    }
     night("20261101T020000Z", before)
     now = night("20261102T020000Z", after)
     summary = render_run(now)
