@@ -44,7 +44,8 @@ class RunOptions:
     cache: Path = CACHE_DIR
     reports: Path = REPORTS_DIR
     run_id: str | None = None
-    build_jobs: int | None = None  # ninja -j (default: the matrix's settings.build_jobs, else cores)
+    build_jobs: int | None = None  # ninja -j budget (default: the matrix's settings.build_jobs, else cores)
+    parallel_builds: int | None = None  # build cells at once (None: one per 4 jobs of the budget)
     remedy: str = "off"  # "auto": retry a failed build once with its triage remedy
     jobs: int = 1  # scenario cells at once
     repeat: int = 1  # each scenario cell this many times in its container (pause samples)
@@ -183,18 +184,56 @@ def _remedy(
     return failed
 
 
+def build_slots(budget: int, cells: int, parallel: int | None) -> tuple[int, int]:
+    """(builds at once, ninja jobs each) for ``cells`` build cells under a budget of ``budget`` jobs.
+
+    ``parallel`` None is automatic: one build per 4 jobs of the budget (2 cores: one at a time with
+    -j2; 16: four at once with -j4 each). Never more builds than jobs, nor than cells."""
+    wanted = max(1, budget // 4) if parallel is None else max(1, parallel)
+    slots = max(1, min(wanted, cells, budget))
+    return slots, max(1, budget // slots)
+
+
 def run_builds(
-    builder: Builder, store: RunStore, cells: list[mx.BuildCell], remedy: str = "off", say: Say = print
+    builder: Builder,
+    store: RunStore,
+    cells: list[mx.BuildCell],
+    remedy: str = "off",
+    say: Say = print,
+    parallel: int | None = 1,
 ) -> dict[str, BuildOutcome]:
-    """Build each cell (in order), storing every record; with ``remedy="auto"`` retry failures once."""
+    """Build every cell, storing every record; with ``remedy="auto"`` retry a failure once.
+
+    Several cells build at once when :func:`build_slots` says so (the builder's ``jobs`` is the budget
+    they share); their lines are then prefixed with the cell id. Ctrl-C removes every container of
+    this run, so that the building threads end at once."""
+    slots, share = build_slots(builder.jobs, len(cells), parallel)
     outcomes: dict[str, BuildOutcome] = {}
-    for number, cell in enumerate(cells, start=1):
-        say(f"[build {number}/{len(cells)}] {cell.id}")
-        outcome = _build_one(builder, store, cell, say)
+
+    def one(number: int, cell: mx.BuildCell) -> BuildOutcome:
+        talk = say if slots == 1 else (lambda line: say(f"[{cell.id}] {line.strip()}"))
+        mine = builder if slots == 1 else builder.share(share, talk)
+        talk(f"[build {number}/{len(cells)}] {cell.id}" + (f" (-j{share})" if slots > 1 else ""))
+        outcome = _build_one(mine, store, cell, talk)
         if not outcome.ok and remedy == "auto":
-            outcome = _remedy(builder, store, cell, outcome, say)
-        outcomes[cell.id] = outcome
-    return outcomes
+            outcome = _remedy(mine, store, cell, outcome, talk)
+        return outcome
+
+    if slots == 1:
+        for number, cell in enumerate(cells, start=1):
+            outcomes[cell.id] = one(number, cell)
+        return outcomes
+    say(f"building {len(cells)} cells, {slots} at a time, -j{share} each (budget {builder.jobs} jobs)")
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="build") as pool:
+        futures = {pool.submit(one, n, cell): cell for n, cell in enumerate(cells, start=1)}
+        try:
+            for future in as_completed(futures):
+                outcomes[futures[future].id] = future.result()
+        except KeyboardInterrupt:
+            builder.engine.remove_own()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return {cell.id: outcomes[cell.id] for cell in cells}
 
 
 def render(
@@ -211,7 +250,8 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
     store = open_store(options.reports, options.run_id)  # a reports folder problem shows before the engine's
     engine = Engine.connect(progress=say)
     engine.remove_orphans()
-    outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    builder = _builder(options, sel.matrix, engine, say)
+    outcomes = run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
     render(store.root, say=say)
@@ -230,7 +270,8 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
     store = open_store(options.reports, options.run_id)
     engine = Engine.connect(progress=say)
     engine.remove_orphans()
-    outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    builder = _builder(options, sel.matrix, engine, say)
+    outcomes = run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
     started = time.monotonic()
     done: list[ScenarioResult] = []
     expected = [c.id for c in sel.scenarios]
