@@ -15,11 +15,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import triage
 from harness.build.builder import Builder, BuildOutcome
-from harness.build.remedy import RemedyNotApplicable, derived_cell
 from harness.config import cells as mx
-from harness.config.cimatrix import ci_matrix
 from harness.config.matrix import load_matrix
 from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, PATCHES_DIR, REPO_ROOT, REPORTS_DIR
 from harness.config.schema import Matrix
@@ -27,7 +24,6 @@ from harness.engine.containers import Engine
 from harness.errors import ConfigError
 from harness.live.result import ScenarioResult
 from harness.report import console
-from harness.report.merge import merge_runs
 from harness.report.render import RenderSummary, render_run
 from harness.run.runner import CellPlan, run_cell
 from harness.store.runs import RunStore, new_run_id, update_latest
@@ -101,6 +97,8 @@ def list_lines(sel: Selection) -> list[str]:
 
 def job_matrix(sel: Selection, fmt: str) -> str:
     """The selected cells as a CI system's job matrix (github, gitlab or json)."""
+    from harness.config.cimatrix import ci_matrix  # only this command needs it (start-up time)
+
     return ci_matrix(sel.matrix, sel.scenarios, sel.builds, fmt)
 
 
@@ -132,6 +130,8 @@ def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) 
     outcome = builder.build(cell)
     store.save_build(outcome.record, cell.id)
     if not outcome.ok:
+        from harness.build import triage  # only failures need it (start-up time)
+
         triage.annotate(
             outcome.record, outcome.failure_output, builder.engine.containers_dir, cell.tree.image
         )
@@ -149,6 +149,8 @@ def _remedy(
 
     Both records stay in the run (``remedy_attempt`` on the failed one, ``remedy_of`` on the retry). The
     retry's outcome stands in for the cell (its scenarios run on it) when it passes."""
+    from harness.build.remedy import RemedyNotApplicable, derived_cell
+
     found = failed.record.triage
     change = found.change if found else None
     if not change or cell.profile is None:
@@ -331,6 +333,8 @@ def report(
     """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first."""
     if merge:
         dest = reports / new_run_id()
+        from harness.report.merge import merge_runs
+
         merged = merge_runs(list(merge), dest)
         for note in merged.notes:
             say(note)
