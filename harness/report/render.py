@@ -22,13 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import markupsafe
 
 from harness.live.files import write_json_atomic, write_text_atomic
 from harness.live.result import ScenarioResult
 from harness.live.vocab import BUILD_VERDICTS, SCENARIO_VERDICTS, CellId
-from harness.report import views
+from harness.report import ram_chart, views
 from harness.report.console import console_summary
 from harness.report.history import History, Verdicts, history_for
 from harness.report.junit import clean, write_junit
@@ -80,6 +82,14 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def _ram_section(results: list[ScenarioResult]) -> dict[str, Any] | None:
+    """Pause versus guest RAM, when the run measured some mode at several RAM sizes."""
+    series = ram_chart.series_of(results)
+    if not series:
+        return None
+    return {"rows": ram_chart.table_rows(series), "svg": markupsafe.Markup(ram_chart.svg(series))}
+
+
 def _span(results: list[ScenarioResult], builds: dict[str, BuildRecord]) -> tuple[str, str]:
     starts = [r.started_at for r in results if r.started_at] + [
         b.started_at for b in builds.values() if b.started_at
@@ -125,6 +135,7 @@ def render_run(
             grid=views.grid(cells, results),
             builds=build_views,
             chart=views.chart(cells),
+            ram=_ram_section(results),
             views=cells,
         ),
     )
