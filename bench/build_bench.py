@@ -123,7 +123,7 @@ def main() -> int:
         f"the patch queue, configure and run ninja -j{jobs}; the harness with a cold ccache, the hand run "
         "without",
         [
-            Figure("cold harness build / hand-run fetch+unpack+patch+configure+ninja", med(colds) / med(hands),
+            Figure("cold harness build / hand run, equal work", med(colds) / med(hands),
                    1.03, f"{mmm(colds)} / {mmm(hands)}"),
             Figure("configure+ninja phases of it / hand-run (all of it)", med(phases) / med(hands), 1.03,
                    f"{mmm(phases)} / {mmm(hands)}"),
