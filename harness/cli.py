@@ -27,6 +27,17 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse turns the ValueError into a usage error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_positive.__name__ = "whole number >= 1"  # how argparse names it in "invalid ... value"
+
+
 def _selection_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file")
     cmd.add_argument(
@@ -68,7 +79,18 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
         default=os.environ.get("CPR_RUN_ID"),
         help="run folder name (shared by `build` and `test` of one nox invocation)",
     )
-    cmd.add_argument("--build-jobs", type=int, default=None, help="ninja -j (default: cores)")
+    cmd.add_argument(
+        "--build-jobs",
+        type=_positive,
+        default=None,
+        help="ninja jobs in total, shared by builds (default: cores)",
+    )
+    cmd.add_argument(
+        "--parallel-builds",
+        type=_positive,
+        default=None,
+        help="build cells at once, sharing --build-jobs (default: one per 4 jobs)",
+    )
     cmd.add_argument(
         "--remedy",
         choices=["auto", "off"],
@@ -77,7 +99,14 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
         "(a derived cell <tree>/<profile>+<remedy>, reported beside the failed one)",
     )
     cmd.add_argument(
-        "--jobs", type=int, default=1, help="scenario cells run at once, each in its own container"
+        "--jobs", type=_positive, default=1, help="scenario cells run at once, each in its own container"
+    )
+    cmd.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        help="run each scenario cell N times in its container: every pause is kept, the cell fails if any "
+        "repetition fails; a pause regression needs >= 5 on both runs",
     )
     _history_arg(cmd)
 
@@ -121,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         "--image", default="qemu-trixie-backports", help="image name (containers/<name>) or a tag"
     )
     det.add_argument("--clean-runs", type=int, default=20, help="clean repetitions per mode (default 20)")
-    det.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    det.add_argument("--jobs", type=_positive, default=1, help="runs in parallel (default 1)")
     det.add_argument("--out", type=Path, default=None, help="results folder (default reports/detect-<time>)")
     det.add_argument("--faults", default="", help="comma-separated fault keys (default: all)")
     det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
@@ -157,6 +186,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         remedy=args.remedy,
         jobs=args.jobs,
         history=args.history,
+        repeat=args.repeat,
+        parallel_builds=args.parallel_builds,
     )
 
 

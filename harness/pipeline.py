@@ -15,13 +15,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import triage
 from harness.build.builder import Builder, BuildOutcome
 from harness.build.remedy import RemedyNotApplicable, derived_cell
 from harness.build.sources import fetch_tree
 from harness.build.subproject_store import SubprojectStore
 from harness.config import cells as mx
-from harness.config.cimatrix import ci_matrix
 from harness.config.matrix import load_matrix
 from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, PATCHES_DIR, REPO_ROOT, REPORTS_DIR
 from harness.config.schema import Matrix
@@ -29,7 +27,6 @@ from harness.engine.containers import Engine
 from harness.errors import ConfigError
 from harness.live.result import ScenarioResult
 from harness.report import console
-from harness.report.merge import merge_runs
 from harness.report.render import RenderSummary, render_run
 from harness.report.trends import DEFAULT_WINDOW
 from harness.run.runner import CellPlan, run_cell
@@ -47,10 +44,12 @@ class RunOptions:
     cache: Path = CACHE_DIR
     reports: Path = REPORTS_DIR
     run_id: str | None = None
-    build_jobs: int | None = None  # ninja -j (default: the matrix's settings.build_jobs, else cores)
+    build_jobs: int | None = None  # ninja -j budget (default: the matrix's settings.build_jobs, else cores)
+    parallel_builds: int | None = None  # build cells at once (None: one per 4 jobs of the budget)
     remedy: str = "off"  # "auto": retry a failed build once with its triage remedy
     jobs: int = 1  # scenario cells at once
     history: int = DEFAULT_WINDOW  # runs the report's trends cover (this one included)
+    repeat: int = 1  # each scenario cell this many times in its container (pause samples)
 
 
 @dataclass
@@ -103,6 +102,8 @@ def list_lines(sel: Selection) -> list[str]:
 
 def job_matrix(sel: Selection, fmt: str) -> str:
     """The selected cells as a CI system's job matrix (github, gitlab or json)."""
+    from harness.config.cimatrix import ci_matrix  # only this command needs it (start-up time)
+
     return ci_matrix(sel.matrix, sel.scenarios, sel.builds, fmt)
 
 
@@ -134,6 +135,8 @@ def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) 
     outcome = builder.build(cell)
     store.save_build(outcome.record, cell.id)
     if not outcome.ok:
+        from harness.build import triage  # only failures need it (start-up time)
+
         triage.annotate(
             outcome.record, outcome.failure_output, builder.engine.containers_dir, cell.tree.image
         )
@@ -205,19 +208,57 @@ def _remedy(
     return failed
 
 
+def build_slots(budget: int, cells: int, parallel: int | None) -> tuple[int, int]:
+    """(builds at once, ninja jobs each) for ``cells`` build cells under a budget of ``budget`` jobs.
+
+    ``parallel`` None is automatic: one build per 4 jobs of the budget (2 cores: one at a time with
+    -j2; 16: four at once with -j4 each). Never more builds than jobs, nor than cells."""
+    wanted = max(1, budget // 4) if parallel is None else max(1, parallel)
+    slots = max(1, min(wanted, cells, budget))
+    return slots, max(1, budget // slots)
+
+
 def run_builds(
-    builder: Builder, store: RunStore, cells: list[mx.BuildCell], remedy: str = "off", say: Say = print
+    builder: Builder,
+    store: RunStore,
+    cells: list[mx.BuildCell],
+    remedy: str = "off",
+    say: Say = print,
+    parallel: int | None = 1,
 ) -> dict[str, BuildOutcome]:
-    """Build each cell (in order), storing every record; with ``remedy="auto"`` retry failures with their
-    triage remedies (see :func:`_remedy`)."""
+    """Build every cell, storing every record; with ``remedy="auto"`` retry failures with their triage
+    remedies (see :func:`_remedy`).
+
+    Several cells build at once when :func:`build_slots` says so (the builder's ``jobs`` is the budget
+    they share); their lines are then prefixed with the cell id. Ctrl-C removes every container of
+    this run, so that the building threads end at once."""
+    slots, share = build_slots(builder.jobs, len(cells), parallel)
     outcomes: dict[str, BuildOutcome] = {}
-    for number, cell in enumerate(cells, start=1):
-        say(f"[build {number}/{len(cells)}] {cell.id}")
-        outcome = _build_one(builder, store, cell, say)
+
+    def one(number: int, cell: mx.BuildCell) -> BuildOutcome:
+        talk = say if slots == 1 else (lambda line: say(f"[{cell.id}] {line.strip()}"))
+        mine = builder if slots == 1 else builder.share(share, talk)
+        talk(f"[build {number}/{len(cells)}] {cell.id}" + (f" (-j{share})" if slots > 1 else ""))
+        outcome = _build_one(mine, store, cell, talk)
         if not outcome.ok and remedy == "auto":
-            outcome = _remedy(builder, store, cell, outcome, say)
-        outcomes[cell.id] = outcome
-    return outcomes
+            outcome = _remedy(mine, store, cell, outcome, talk)
+        return outcome
+
+    if slots == 1:
+        for number, cell in enumerate(cells, start=1):
+            outcomes[cell.id] = one(number, cell)
+        return outcomes
+    say(f"building {len(cells)} cells, {slots} at a time, -j{share} each (budget {builder.jobs} jobs)")
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="build") as pool:
+        futures = {pool.submit(one, n, cell): cell for n, cell in enumerate(cells, start=1)}
+        try:
+            for future in as_completed(futures):
+                outcomes[futures[future].id] = future.result()
+        except KeyboardInterrupt:
+            builder.engine.remove_own()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return {cell.id: outcomes[cell.id] for cell in cells}
 
 
 def render(
@@ -238,7 +279,8 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
     store = open_store(options.reports, options.run_id)  # a reports folder problem shows before the engine's
     engine = Engine.connect(progress=say)
     engine.remove_orphans()
-    outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    builder = _builder(options, sel.matrix, engine, say)
+    outcomes = run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
     render(store.root, say=say, window=options.history)
@@ -257,7 +299,8 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
     store = open_store(options.reports, options.run_id)
     engine = Engine.connect(progress=say)
     engine.remove_orphans()
-    outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    builder = _builder(options, sel.matrix, engine, say)
+    outcomes = run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
     started = time.monotonic()
     done: list[ScenarioResult] = []
     expected = [c.id for c in sel.scenarios]
@@ -275,7 +318,7 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
             store.save_scenario(result)
             return result
         plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce)
-        return run_cell(engine, plan, store, sel.matrix.settings)
+        return run_cell(engine, plan, store, sel.matrix.settings, repeat=options.repeat)
 
     def finished(result: ScenarioResult) -> None:
         done.append(result)
@@ -318,6 +361,8 @@ def report(
     """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first."""
     if merge:
         dest = reports / new_run_id()
+        from harness.report.merge import merge_runs
+
         merged = merge_runs(list(merge), dest)
         for note in merged.notes:
             say(note)

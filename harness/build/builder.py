@@ -142,6 +142,10 @@ class Builder:
         self.jobs = jobs or os.cpu_count() or 2
         self.progress = progress
 
+    def share(self, jobs: int, progress: Callable[[str], None]) -> Builder:
+        """The same builder with ``jobs`` ninja jobs and its own progress (one of several running at once)."""
+        return Builder(self.engine, self.cache, self.patches_dir, self.base_dir, jobs, progress)
+
     # -- public ---------------------------------------------------------------------------------
 
     def build(self, cell: BuildCell) -> BuildOutcome:

@@ -205,6 +205,16 @@ class Engine:
             raise engine_error(exc, "listing harness containers") from exc
         return removed
 
+    def remove_own(self) -> int:
+        """Remove every container of this process at once (Ctrl-C while several run in threads: their
+        commands end, and each thread's own cleanup then finds its container gone)."""
+        removed = 0
+        for container_id in self.list_own():
+            with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+                self.client.api.remove_container(container_id, force=True, v=True)
+                removed += 1
+        return removed
+
     def list_own(self) -> list[str]:
         """Ids of live containers labelled by this process (for leak checks)."""
         found = self.client.containers.list(all=True, filters={"label": f"{LABEL}.owner-pid={os.getpid()}"})

@@ -69,10 +69,13 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
     result.qemu_version = {str(k): v for k, v in ctx.versions.items()}
     result.timings = dict(ctx.timings)
     result.timings["total_s"] = round(time.monotonic() - ctx.t0, 3)
+    result.timings["guest_ram_mb"] = float(spec.guest_ram_mb)  # what the pause is measured against
     if pause is not None:
         result.timings["pause_ms"] = round(pause, 3)
     if ctx.downtime_ms is not None:
         result.timings["downtime_ms"] = ctx.downtime_ms
+    if ctx.state_file_bytes is not None:
+        result.timings["state_file_bytes"] = float(ctx.state_file_bytes)
     result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     return result
 

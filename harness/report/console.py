@@ -85,6 +85,8 @@ def console_summary(
         out.append(f"since {history.baseline}: {len(history.regressions)} regression(s)")
         for c in history.regressions:
             out.append(f"  REGRESSION  {c.kind} {c.cell_id}: {_arrow(c)}")
+        for p in history.pause_regressions:
+            out.append(f"  PAUSE REGRESSION  {p.cell_id}: {p.shift.describe()}")
     new = {(c.kind, c.cell_id) for c in history.regressions} if history else set()
     for t in trends.open_regressions() if trends else []:
         if (t.kind, t.cell_id) not in new and t.red_since and t.before_red:

@@ -80,10 +80,14 @@ def chart(views: list[dict[str, Any]]) -> dict[str, Any]:
     top = max((v["pause"] for v in bars), default=0.0) or 1.0
     label_w = int(max((len(v["id"]) for v in bars), default=10) * CHAR_PX) + 16
     bar_w, row_h = 420, 22
-    items = [
-        {"view": v, "y": 24 + i * row_h, "w": max(1.0, bar_w * v["pause"] / top)} for i, v in enumerate(bars)
-    ]
-    width = label_w + bar_w + 170
+    top = max([top, *(v["spread"]["max"] for v in bars if v.get("spread"))])
+    items = []
+    for i, v in enumerate(bars):
+        item = {"view": v, "y": 24 + i * row_h, "w": max(1.0, bar_w * v["pause"] / top)}
+        if v.get("spread"):  # a whisker from the fastest to the slowest repetition (--repeat)
+            item["lo"], item["hi"] = bar_w * v["spread"]["min"] / top, bar_w * v["spread"]["max"] / top
+        items.append(item)
+    width = label_w + bar_w + 250
     return {
         "items": items,
         "x0": label_w,

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.live.result import ScenarioResult
 from harness.live.vocab import Verdict
+from harness.report.stats import Shift, pause_shift
 from harness.store.build_record import BuildRecord
 from harness.store.runs import LATEST_LINK, RESULTS_JSON, SUMMARY_FILE, RunStore, is_run_dir
 
@@ -56,6 +57,7 @@ class History:
     new: list[Change] = field(default_factory=list)
     removed: list[Change] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    pause_regressions: list[PauseRegression] = field(default_factory=list)  # see harness.report.stats
 
     def status(self, cell_id: str, kind: str = "scenario") -> tuple[str, Change] | None:
         """``("regression" | "fix" | "changed" | "new", change)`` for a cell of this run, else None."""
@@ -82,16 +84,29 @@ class History:
             "new": dump(self.new),
             "removed": dump(self.removed),
             "unchanged": len(self.unchanged),
+            "pause_regressions": [p.to_json() for p in self.pause_regressions],
         }
+
+
+@dataclass(frozen=True)
+class PauseRegression:
+    """A cell whose pause grew significantly and by more than the stated effect (both runs passed)."""
+
+    cell_id: str
+    shift: Shift
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cell_id": self.cell_id, **asdict(self.shift)}
 
 
 @dataclass
 class Verdicts:
-    """The verdicts of one run as history compares them (``infra`` for infrastructure errors)."""
+    """The verdicts of one run as history compares them (``infra`` for infrastructure errors), and the
+    pause samples of the cells that passed."""
 
     scenarios: dict[str, str] = field(default_factory=dict)
     builds: dict[str, str] = field(default_factory=dict)
-    pauses: dict[str, float] = field(default_factory=dict)  # scenario cell id -> pause (ms), when recorded
+    pauses: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, results: Iterable[ScenarioResult], builds: dict[str, BuildRecord]) -> Verdicts:
@@ -99,7 +114,11 @@ class Verdicts:
         return cls(
             {r.cell_id: compared(r.verdict, r.infra) for r in results},
             {k: compared(b.verdict, b.infra) for k, b in builds.items()},
-            {r.cell_id: p for r in results if (p := r.timings.get("pause_ms")) is not None},
+            {
+                r.cell_id: r.pause_samples()
+                for r in results
+                if r.verdict is Verdict.PASS and r.pause_samples()
+            },
         )
 
 
@@ -142,28 +161,14 @@ def find_previous_run(run_dir: Path, *, with_scenarios: bool = False) -> Path | 
     return earlier[-1] if earlier else None
 
 
-def _pause(scenario: dict[str, Any]) -> float | None:
-    timings = scenario.get("timings")
-    value = timings.get("pause_ms") if isinstance(timings, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def load_verdicts(run_dir: Path) -> Verdicts:
-    """Scenario and build verdicts (and pause times) of a run folder; never raises for a damaged folder."""
+    """Scenario and build verdicts (and pause samples) of a run folder; never raises for a damaged one."""
     run_dir = Path(run_dir)
     try:
         data = json.loads((run_dir / RESULTS_JSON).read_text(encoding="utf-8"))
-        return Verdicts(
-            scenarios={
-                str(s["cell_id"]): compared(str(s.get("verdict", "error")), bool(s.get("infra")))
-                for s in data["scenarios"]
-            },
-            builds={
-                str(k): compared(str(v.get("verdict")), v.get("stage") == "infra")
-                for k, v in data["builds"].items()
-            },
-            pauses={str(s["cell_id"]): p for s in data["scenarios"] if (p := _pause(s)) is not None},
-        )
+        results = [ScenarioResult.from_json(s) for s in data["scenarios"]]
+        builds = {str(k): BuildRecord.from_json(v) for k, v in data["builds"].items()}
+        return Verdicts.of(results, builds)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     store = RunStore(run_dir)
@@ -199,6 +204,10 @@ def compare(now: Verdicts, before: Verdicts, baseline_dir: Path) -> History:
     if now.scenarios:
         _compare_kind(history, "scenario", now.scenarios, before.scenarios)
     _compare_kind(history, "build", now.builds, before.builds)
+    for cell_id in sorted(now.pauses.keys() & before.pauses.keys()):
+        shift = pause_shift(now.pauses[cell_id], before.pauses[cell_id])
+        if shift.regression:
+            history.pause_regressions.append(PauseRegression(cell_id, shift))
     return history
 
 

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from harness.live.files import write_json_atomic, write_text_atomic
 from harness.live.result import ScenarioResult
 from harness.live.vocab import BUILD_VERDICTS, SCENARIO_VERDICTS, CellId
-from harness.report import grid, timeline, views
+from harness.report import grid, ram_chart, timeline, views
 from harness.report.console import console_summary
 from harness.report.history import History, Verdicts, history_for
 from harness.report.junit import clean, write_junit
@@ -71,6 +72,8 @@ class RenderSummary:
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        # compiled templates cached per user (jinja2 makes the folder 0700 and checks its owner)
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -90,6 +93,14 @@ def _timing(key: str, value: float) -> str:
         if key.endswith(suffix):
             return f"{key.removesuffix(suffix).replace('_', ' ')} {value:g} {unit}"
     return f"{key} {value:g}"
+
+
+def _ram_section(results: list[ScenarioResult]) -> dict[str, Any] | None:
+    """Pause versus guest RAM, when the run measured some mode at several RAM sizes."""
+    series = ram_chart.series_of(results)
+    if not series:
+        return None
+    return {"rows": ram_chart.table_rows(series), "svg": markupsafe.Markup(ram_chart.svg(series))}
 
 
 def _span(results: list[ScenarioResult], builds: dict[str, BuildRecord]) -> tuple[str, str]:
@@ -146,6 +157,7 @@ def render_run(
             builds=build_views,
             build_index={b["id"]: b for b in build_views},
             chart=grid.chart(cells),
+            ram=_ram_section(results),
             views=cells,
         ),
     )

@@ -15,6 +15,7 @@ an *open regression* when the verdict before that streak was ``pass``.
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,8 @@ def trends_for(run_dir: Path, now: Verdicts, window: int = DEFAULT_WINDOW) -> Tr
             for night in nights:
                 verdicts = night.verdicts.scenarios if kind == "scenario" else night.verdicts.builds
                 verdict = verdicts.get(cell_id)
-                pause = night.verdicts.pauses.get(cell_id) if kind == "scenario" else None
+                samples = night.verdicts.pauses.get(cell_id, []) if kind == "scenario" else []
+                pause = statistics.median(samples) if samples else None
                 href = _href(night, run_dir, cell_id, kind) if verdict is not None else ""
                 marks.append(Mark(night.run_id, night.date, verdict, pause, href))
             cells[(kind, cell_id)] = CellTrend(cell_id, kind, marks)

@@ -14,6 +14,7 @@ from typing import Any
 from harness.live.files import write_bytes_atomic
 from harness.live.result import ScenarioResult
 from harness.live.vocab import CellId, Verdict
+from harness.report import stats
 from harness.report.history import INFRA, History
 from harness.report.junit import clean, first_failure
 from harness.report.provenance import source_rows
@@ -177,6 +178,7 @@ def cell_view(r: ScenarioResult, history: History | None, trends: Trends | None 
         "href": f"cells/{CellId(r.cell_id).folder()}.html",
         "duration": r.timings.get("total_s"),
         "pause": r.timings.get("pause_ms"),
+        "spread": stats.spread(r.pause_samples()) if len(r.pause_samples()) > 1 else {},
         "fallback": r.accel_used if r.fell_back else "",
         "why": "" if r.verdict is Verdict.PASS else clean(first_failure(r)),
         "change": change[0] if change else "",

@@ -86,7 +86,9 @@ def run_driver(
             if lacking:
                 return DriverRun(ScenarioResult.error(spec.cell_id, lacking), lacking, 1, False)
             run = box.exec(
-                driver_argv(faults is not None), workdir="/work", timeout=spec.step_timeout_s * 12 + 120
+                driver_argv(faults is not None),
+                workdir="/work",
+                timeout=spec.step_timeout_s * 12 * spec.repeat + 120,
             )
         result = _read_result(work, spec.cell_id, run.output, run.exit_code, run.timed_out)
         if dest is not None:

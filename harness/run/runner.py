@@ -62,7 +62,7 @@ def _unsupported(plan: CellPlan, reason: str) -> ScenarioResult:
 
 
 def cell_spec(
-    plan: CellPlan, settings: Settings, src_bin: str, dst_bin: str, dst_dirs: list[str]
+    plan: CellPlan, settings: Settings, src_bin: str, dst_bin: str, dst_dirs: list[str], repeat: int = 1
 ) -> ScenarioSpec:
     cell = plan.cell
     return ScenarioSpec(
@@ -77,10 +77,13 @@ def cell_spec(
         guest_ram_mb=settings.guest_ram_mb,
         step_timeout_s=settings.step_timeout_s,
         reproduce=plan.reproduce,
+        repeat=repeat,
     )
 
 
-def run_cell(engine: Engine, plan: CellPlan, store: RunStore, settings: Settings) -> ScenarioResult:
+def run_cell(
+    engine: Engine, plan: CellPlan, store: RunStore, settings: Settings, repeat: int = 1
+) -> ScenarioResult:
     """Run one scenario cell in its own container; always returns a stored result."""
     cell = plan.cell
     target = plan.target or plan.source
@@ -99,7 +102,7 @@ def run_cell(engine: Engine, plan: CellPlan, store: RunStore, settings: Settings
         image = plan.source.image if name == plan.source.image.name else target.image
     src_bin, mounts, _ = _role_binary(plan.source, "src")
     dst_bin, dst_mounts, dst_dirs = _role_binary(target, "dst") if plan.target else (src_bin, [], [])
-    spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs)
+    spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs, repeat)
     kvm_note = kvm_problem() if cell.accel is Accel.KVM else ""
     if cell.accel is Accel.KVM and kvm_note:
         spec.kvm_unavailable_reason = f"host: {kvm_note}"

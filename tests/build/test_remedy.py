@@ -97,6 +97,7 @@ class FakeBuilder:
 
     def __init__(self) -> None:
         self.built: list[str] = []
+        self.jobs = 2
         self.engine = type("Engine", (), {"containers_dir": CONTAINERS_DIR})()
 
     def build(self, cell: BuildCell) -> BuildOutcome:
@@ -259,3 +260,44 @@ def test_deliberate_werror_failure_is_classified_and_remedied(
     index = (store.root / "index.html").read_text()
     assert "upstream-10.2/werror+disable-werror" in index and "Remedy:" in index
     assert "upstream-10.2/werror" in summary.console
+
+
+class SharingBuilder(FakeBuilder):
+    """FakeBuilder that also records the ninja jobs each concurrent build got."""
+
+    def __init__(self, jobs: int = 4, parent: SharingBuilder | None = None) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.root = parent or self
+        self.shares: list[int] = []
+
+    def share(self, jobs: int, progress):  # type: ignore[no-untyped-def]
+        child = SharingBuilder(jobs, self.root)
+        child.built = self.root.built
+        self.root.shares.append(jobs)
+        return child
+
+
+def test_build_slots_split_one_budget() -> None:
+    assert pipeline.build_slots(2, 3, None) == (1, 2)  # 2 cores: one build at a time, -j2
+    assert pipeline.build_slots(16, 3, None) == (3, 5)  # 16 cores, 3 cells: 3 at once, -j5 each
+    assert pipeline.build_slots(16, 10, None) == (4, 4)
+    assert pipeline.build_slots(2, 3, 2) == (2, 1) and pipeline.build_slots(2, 3, 8) == (2, 1)
+    assert pipeline.build_slots(8, 1, 4) == (1, 8)
+
+
+def test_parallel_builds_share_the_budget_and_keep_cells_apart(tmp_path: Path) -> None:
+    builder = SharingBuilder(jobs=4)
+    cells = [_cell(LEAN), _cell([*LEAN, "--enable-werror"])]
+    cells[0] = BuildCell("a/lean", "a", cells[0].tree, "lean", cells[0].profile)
+    lines: list[str] = []
+    outcomes = pipeline.run_builds(builder, RunStore(tmp_path), cells, "auto", lines.append, parallel=2)  # type: ignore[arg-type]
+    assert list(outcomes) == ["a/lean", "t/werror"]  # cell order, whatever finished first
+    assert builder.shares == [2, 2] and sorted(builder.built) == [
+        "a/lean",
+        "t/werror",
+        "t/werror+disable-werror",
+    ]
+    assert outcomes["t/werror"].cell_id == "t/werror+disable-werror"  # the remedy ran in its thread
+    assert any(line.startswith("building 2 cells, 2 at a time, -j2 each") for line in lines)
+    assert all(line.startswith(("[a/lean] ", "[t/werror] ", "building ")) for line in lines), lines
