@@ -33,7 +33,7 @@ from harness.report.console import console_summary
 from harness.report.history import History, Verdicts, history_for
 from harness.report.junit import clean, write_junit
 from harness.store.build_record import BuildRecord
-from harness.store.runs import RESULTS_JSON, SUMMARY_FILE, RunStore
+from harness.store.runs import RESULTS_JSON, SUMMARY_FILE, Plan, RunStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -94,14 +94,15 @@ def render_run(
     """Render every output file of the run folder ``run_dir`` and return what was written.
 
     ``baseline``: a run folder to compare with (default: the previous run beside ``run_dir``).
-    ``expected_cells``: scenario cell ids the run was meant to hold; those with no result folder show
-    ``not run``. Raises ``ConfigError`` for a ``baseline`` that is not a run folder; never for a damaged
-    result (that cell becomes ``error``).
+    ``expected_cells``: scenario cell ids the run was meant to hold, besides those of its ``plan.json``;
+    planned cells with no record show ``not run`` (builds too). Raises ``ConfigError`` for a ``baseline``
+    that is not a run folder; never for a damaged result (that cell becomes ``error``).
     """
     run_dir = Path(run_dir).resolve()
     store = RunStore(run_dir)
-    results = store.load_scenarios(expected_cells)
-    builds = store.load_builds()
+    plan = store.read_plan() or Plan()
+    results = store.load_scenarios([*plan.scenarios, *expected_cells])
+    builds = store.load_builds(plan.builds)
     history = history_for(run_dir, Verdicts.of(results, builds), baseline)
     totals = views.count((r.verdict for r in results), SCENARIO_VERDICTS)
     build_totals = views.count((b.verdict for b in builds.values()), BUILD_VERDICTS)
