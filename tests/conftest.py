@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from enginekit import private_engine  # noqa: F401 (fixture of the fault tests)
 from matrixkit import repo  # noqa: F401 (fixture of the matrix tests)
-from sourcekit import server, upstream  # noqa: F401 (fixtures of the source tests)
+from sourcekit import qemu_10_2_tree, server, upstream  # noqa: F401 (fixtures of the source tests)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -30,6 +31,9 @@ ENGINE = _engine_answers()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # a test on the real QEMU tree needs the engine that fetches it
+        if "qemu_10_2_tree" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
     if ENGINE or os.environ.get("CI"):
         return  # in CI a missing engine must fail loudly, not skip
     skip = pytest.mark.skip(reason="no Docker engine answers (nox -s provision)")
