@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -258,12 +257,11 @@ class Builder:
             self.engine.session(
                 image,
                 mounts=mounts,
-                network=False,
                 user=build_user(),
                 env=build_env(),
                 limits=self.limits,
                 label=f"build {cell.id}",
-            ) as box,  # fmt: skip
+            ) as box,  # network off
         ):
             record.compiler = (box.exec(["cc", "--version"]).output.splitlines() or [""])[0]
             before = ccache_stats(box)
@@ -296,26 +294,10 @@ class Builder:
     def _patched_tree(self, pristine: Path, queue: patchq.PatchQueue | None, record: BuildRecord) -> Path:
         if queue is None or not queue.patches:
             return pristine
-        digest = hashlib.sha256(f"{record.source['digest']} {queue.digest}".encode()).hexdigest()
-        target = self.cache / "patched" / digest[:16]
-        with file_lock(target.with_suffix(".lock")):
-            done = target.with_suffix(".json")
-            if target.is_dir() and done.is_file():
-                record.series = json.loads(done.read_text())
-                return target
-            self.progress(f"patch: copying tree and applying queue {queue.name} ({len(queue.patches)})")
-            staging = target.with_name(target.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(pristine, staging, symlinks=True)
-            result = patchq.apply_queue(queue, staging)
-            record.series = result.to_json()
-            if not result.ok:
-                shutil.rmtree(staging, ignore_errors=True)
-                return pristine
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-            write_json_atomic(done, record.series)
-            return target
+        tree, record.series = patchq.patched_tree(
+            self.cache / "patched", pristine, queue, str(record.source["digest"]), self.progress
+        )
+        return tree
 
     def _step(
         self,

@@ -24,9 +24,12 @@ The queue digest (form, names, strip levels and bytes of every patch, in order) 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
@@ -34,7 +37,9 @@ from typing import Any
 
 from harness.build import patchpaths
 from harness.build.specfile import parse_spec
+from harness.engine.locks import file_lock
 from harness.errors import PatchError
+from harness.live.files import write_json_atomic
 
 FORMS = ("quilt", "mbox", "spec")
 MBOX_SUFFIXES = (".patch", ".mbox", ".eml", ".diff")
@@ -219,6 +224,33 @@ def check_paths(patch: Path, strip: int) -> None:
 def check_text(text: str, strip: int, where: str) -> None:
     """Refuse patch text naming a path outside the tree (see :mod:`harness.build.patchpaths`)."""
     patchpaths.check_text(text, strip, where)
+
+
+def patched_tree(
+    patched_dir: Path, pristine: Path, queue: PatchQueue, source_digest: str, progress: Callable[[str], None]
+) -> tuple[Path, dict[str, Any]]:
+    """The tree ``pristine`` with ``queue`` applied, shared under ``patched_dir/<digest16>/`` (made once,
+    under a lock, by an atomic rename), and the queue's statuses. When a patch fails, the pristine tree
+    is returned with the statuses saying which (nothing half-patched is kept)."""
+    digest = hashlib.sha256(f"{source_digest} {queue.digest}".encode()).hexdigest()
+    target = patched_dir / digest[:16]
+    with file_lock(target.with_suffix(".lock")):
+        done = target.with_suffix(".json")
+        if target.is_dir() and done.is_file():
+            return target, json.loads(done.read_text())
+        progress(f"patch: copying tree and applying queue {queue.name} ({len(queue.patches)})")
+        staging = target.with_name(target.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(pristine, staging, symlinks=True)
+        result = apply_queue(queue, staging)
+        series = result.to_json()
+        if not result.ok:
+            shutil.rmtree(staging, ignore_errors=True)
+            return pristine, series
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        write_json_atomic(done, series)
+        return target, series
 
 
 def apply_queue(queue: PatchQueue, tree: Path) -> QueueResult:
