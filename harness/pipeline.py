@@ -331,9 +331,9 @@ def _scenarios(
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)  # queued cells never start
             engine.stop()  # running cells' containers go now; their threads end with Stopped
-            pool.shutdown(wait=True)
             raise
-        pool.shutdown(wait=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     order = {cell.id: n for n, cell in enumerate(sel.scenarios)}
     results = sorted(done, key=lambda r: order[r.cell_id])
     store.write_summary(expected)
