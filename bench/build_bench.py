@@ -55,9 +55,13 @@ def harness_build(matrix: str, cell: str, cache: Path, reports: Path, run_id: st
 
 def hand_build(record: dict, workdir: Path) -> float:
     """What a maintainer would type: same image, same patched source, same flags, no harness."""
+    sys.path.insert(0, str(REPO))
+    from harness.engine.sandbox import build_user  # the uid reproduce.sh uses too
+
+    user = build_user()
     obj = workdir / "hand-obj"
     obj.mkdir()
-    os.chown(obj, 1000, 1000)
+    os.chown(obj, user.uid, user.gid)
     inner = (
         shlex.join(["/src/configure", *record["configure"]])
         + " && "
@@ -70,7 +74,7 @@ def hand_build(record: dict, workdir: Path) -> float:
         "--network",
         "none",
         "--user",
-        "1000:1000",
+        user.spec,
         "-v",
         f"{record['source_dir']}:/src:ro",
         "-v",
