@@ -6,6 +6,7 @@ import functools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "docker" in item.keywords:
             item.add_marker(skip)
+
+
+def _repository_inputs() -> dict[str, tuple[int, int]]:
+    """matrices/ and patches/ and everything under them, with size and mtime (a folder's mtime changes
+    when an entry is made or removed in it, so a file written and deleted again shows too)."""
+    found = {}
+    for folder in ("matrices", "patches"):
+        for path in [REPO / folder, *sorted((REPO / folder).rglob("*"))]:
+            st = path.lstat()
+            found[str(path.relative_to(REPO))] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_inputs_untouched() -> Iterator[None]:
+    """Tests write nothing into the repository's matrices/ or patches/ (they use temporary folders)."""
+    before = _repository_inputs()
+    yield
+    after = _repository_inputs()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into the repository: {changed}"
 
 
 @pytest.fixture(scope="session")
