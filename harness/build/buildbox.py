@@ -83,14 +83,17 @@ def ccache_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int
     return delta
 
 
-def _regular_files(dir_fd: int) -> list[tuple[str, os.stat_result]]:
-    out = []
+def _entries(dir_fd: int) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
+    """(regular files with their lstat, symlinks) of an open folder, by name."""
+    files, links = [], []
     with os.scandir(dir_fd) as entries:
         for entry in entries:
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISREG(st.st_mode):
-                out.append((entry.name, st))
-    return sorted(out, key=lambda item: item[0])
+                files.append((entry.name, st))
+            elif stat.S_ISLNK(st.st_mode):
+                links.append(entry.name)
+    return sorted(files, key=lambda item: item[0]), sorted(links)
 
 
 def collect_artifacts(obj: Path, artifacts: Path) -> tuple[list[str], list[str]]:
@@ -100,31 +103,24 @@ def collect_artifacts(obj: Path, artifacts: Path) -> tuple[list[str], list[str]]
     share = artifacts / "share"
     share.mkdir(exist_ok=True)
     names: list[str] = []
-    refused: list[str] = []
-    with open_folder(obj) as top:
-        with os.scandir(top) as entries:
-            links = sorted(e.name for e in entries if e.name.startswith("qemu-system-") and e.is_symlink())
-        refused += [f"{name}: a symlink" for name in links]
-        for name, st in _regular_files(top):
+    with open_folder(obj) as top, contextlib.ExitStack() as stack:
+        files, links = _entries(top)
+        refused = [f"{name}: a symlink" for name in links if name.startswith("qemu-system-")]
+        for name, st in files:
             if name.startswith("qemu-system-") and "." not in name and st.st_mode & stat.S_IXUSR:
                 copy_untrusted(top, name, artifacts / "bin" / name, ARTIFACT_MAX_BYTES, 0o755)
                 names.append(name)
         try:
-            bios_folder = open_folder(Path("pc-bios"), dir_fd=top)
-            bios = bios_folder.__enter__()
+            bios = stack.enter_context(open_folder(Path("pc-bios"), dir_fd=top))
         except FileNotFoundError:
             return names, refused
         except ValueError:
             return names, [*refused, "pc-bios: a symlink or not a folder"]
-        try:
-            with os.scandir(bios) as entries:
-                links = sorted(e.name for e in entries if e.is_symlink())
-            refused += [f"pc-bios/{name}: a symlink" for name in links]
-            for name, _ in _regular_files(bios):
-                if Path(name).suffix in FIRMWARE_SUFFIXES:
-                    copy_untrusted(bios, name, share / name, ARTIFACT_MAX_BYTES, 0o644)
-        finally:
-            bios_folder.__exit__(None, None, None)
+        files, links = _entries(bios)
+        refused += [f"pc-bios/{name}: a symlink" for name in links]
+        for name, _ in files:
+            if Path(name).suffix in FIRMWARE_SUFFIXES:
+                copy_untrusted(bios, name, share / name, ARTIFACT_MAX_BYTES, 0o644)
     return names, refused
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 KVM_DEVICE = Path("/dev/kvm")
@@ -95,7 +95,6 @@ class Hardening:
     cap_drop: tuple[str, ...] = ("ALL",)
     cap_add: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ("no-new-privileges",)
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 HARDENING = Hardening()
