@@ -251,6 +251,16 @@ def render(
     return summary
 
 
+def _engine_and_builds(
+    options: RunOptions, sel: Selection, store: RunStore, say: Say
+) -> tuple[Engine, dict[str, BuildOutcome]]:
+    """Connect (locks in the cache), remove what killed runs left, then build every selected cell."""
+    engine = Engine.connect(progress=say, lock_dir=options.cache / "locks")
+    engine.remove_orphans()
+    builder = _builder(options, sel.matrix, engine, say)
+    return engine, run_builds(builder, store, sel.builds, options.remedy, say)
+
+
 def build(options: RunOptions, say: Say = print) -> BuildRun:
     """``build``: every selected build cell, records in a run folder, then the report."""
     sel = select(options.matrix, options.cells)
@@ -258,10 +268,7 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
     # stops at any point still shows every cell it set out to do
     store = open_store(options.reports, options.run_id, plan_of(sel, "build", scenarios=False), say)
     with _report_on_interrupt(store, say):
-        engine = Engine.connect(progress=say, lock_dir=options.cache / "locks")
-        engine.remove_orphans()
-        builder = _builder(options, sel.matrix, engine, say)
-        outcomes = run_builds(builder, store, sel.builds, options.remedy, say)
+        _, outcomes = _engine_and_builds(options, sel, store, say)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
     run.report = render(store.root, say=say)
@@ -280,10 +287,7 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
     sel = select(options.matrix, options.cells)
     store = open_store(options.reports, options.run_id, plan_of(sel, "test", scenarios=True), say)
     with _report_on_interrupt(store, say):
-        engine = Engine.connect(progress=say, lock_dir=options.cache / "locks")
-        engine.remove_orphans()
-        builder = _builder(options, sel.matrix, engine, say)
-        outcomes = run_builds(builder, store, sel.builds, options.remedy, say)
+        engine, outcomes = _engine_and_builds(options, sel, store, say)
         return _scenarios(options, sel, store, engine, outcomes, say)
 
 
