@@ -14,28 +14,37 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, REPORTS_DIR
-from harness.errors import HarnessError
+from harness.config.repo import DEFAULT_MATRIX, REPORTS_DIR, cache_dir
+from harness.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:
     from harness.pipeline import RunOptions
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    """Print one line of progress. When the reader of stdout has gone (``list | head``), the rest of the
+    output is dropped quietly and the command goes on: what it writes to disk is not cut short."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
 
 
-def _positive(text: str) -> int:
-    """An argparse type: a whole number >= 1 (argparse turns the ValueError into a usage error, exit 2)."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer between ``low`` and ``high``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
 
-_positive.__name__ = "whole number >= 1"  # how argparse names it in "invalid ... value"
+    return parse
 
 
 def _selection_args(cmd: argparse.ArgumentParser) -> None:
@@ -71,8 +80,9 @@ def _history_arg(cmd: argparse.ArgumentParser) -> None:
 
 
 def _run_args(cmd: argparse.ArgumentParser) -> None:
-    cache = Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR))
-    cmd.add_argument("--cache", type=Path, default=cache, help="sources, builds, ccache (default .cache)")
+    cmd.add_argument(
+        "--cache", type=Path, default=cache_dir(), help="sources, builds, ccache (default .cache)"
+    )
     cmd.add_argument("--reports", type=Path, default=REPORTS_DIR, help="run folders")
     cmd.add_argument(
         "--run-id",
@@ -81,13 +91,13 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument(
         "--build-jobs",
-        type=_positive,
+        type=_count(1, 1024),
         default=None,
         help="ninja jobs in total, shared by builds (default: cores)",
     )
     cmd.add_argument(
         "--parallel-builds",
-        type=_positive,
+        type=_count(1, 64),
         default=None,
         help="build cells at once, sharing --build-jobs (default: one per 4 jobs)",
     )
@@ -99,11 +109,11 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
         "(a derived cell <tree>/<profile>+<remedy>, reported beside the failed one)",
     )
     cmd.add_argument(
-        "--jobs", type=_positive, default=1, help="scenario cells run at once, each in its own container"
+        "--jobs", type=_count(1, 64), default=1, help="scenario cells run at once, each in its own container"
     )
     cmd.add_argument(
         "--repeat",
-        type=_positive,
+        type=_count(1, 1000),
         default=1,
         help="run each scenario cell N times in its container: every pause is kept, the cell fails if any "
         "repetition fails; a pause regression needs >= 5 on both runs",
@@ -111,8 +121,15 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
     _history_arg(cmd)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the harness's form: ``error: ...`` and a fix, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}\n  fix: see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=(__doc__ or "").splitlines()[0])
+    parser = _Parser(prog="python -m harness", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _selection_args(sub.add_parser("list", help="print the expanded cells"))
     for name, text in (
@@ -145,12 +162,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="merge these run folders (CI shards), render",
     )
+    rep.add_argument(
+        "--matrix",
+        type=Path,
+        default=None,
+        help="with --merge: the matrix the shards ran; its cells that no shard holds show as not run",
+    )
+    rep.add_argument(
+        "--cells", nargs="+", default=[], metavar="PATTERN", help="with --merge --matrix: the selection"
+    )
     det = sub.add_parser("detect", help="seeded live-update bugs on real QEMU: each must be caught")
     det.add_argument(
         "--image", default="qemu-trixie-backports", help="image name (containers/<name>) or a tag"
     )
-    det.add_argument("--clean-runs", type=int, default=20, help="clean repetitions per mode (default 20)")
-    det.add_argument("--jobs", type=_positive, default=1, help="runs in parallel (default 1)")
+    det.add_argument(
+        "--clean-runs", type=_count(0, 10000), default=20, help="clean repetitions per mode (default 20)"
+    )
+    det.add_argument("--jobs", type=_count(1, 64), default=1, help="runs in parallel (default 1)")
     det.add_argument("--out", type=Path, default=None, help="results folder (default reports/detect-<time>)")
     det.add_argument("--faults", default="", help="comma-separated fault keys (default: all)")
     det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
@@ -167,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     sto.add_argument(
         "--cache",
         type=Path,
-        default=Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR)),
+        default=cache_dir(),
         help="the cache holding the store (default .cache)",
     )
     return parser
@@ -221,8 +249,11 @@ def _test(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from harness import pipeline
 
+    if (args.matrix or args.cells) and not args.merge:
+        raise ConfigError("report: --matrix and --cells go with --merge", hint="add --merge DIR...")
+    expected = pipeline.select(args.matrix, args.cells) if args.matrix else None
     summary = pipeline.report(
-        args.reports, args.run, args.baseline, args.merge, say=_say, window=args.history
+        args.reports, args.run, args.baseline, args.merge, expected, say=_say, window=args.history
     )
     return pipeline.exit_code_of(summary)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +24,14 @@ from harness.config import cells as mx
 from harness.config.matrix import load_matrix
 from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, PATCHES_DIR, REPO_ROOT, REPORTS_DIR
 from harness.config.schema import Matrix
-from harness.engine.containers import Engine
+from harness.engine.containers import Engine, Limits
 from harness.errors import ConfigError
 from harness.live.result import ScenarioResult
 from harness.report import console
 from harness.report.render import RenderSummary, render_run
 from harness.report.trends import DEFAULT_WINDOW
 from harness.run.runner import CellPlan, run_cell
-from harness.store.runs import RunStore, new_run_id, update_latest
+from harness.store.runs import Plan, RunStore, is_run_dir, new_run_id, update_latest
 
 Say = Callable[[str], None]
 
@@ -63,6 +64,7 @@ class Selection:
 class BuildRun:
     store: RunStore
     outcomes: dict[str, BuildOutcome]
+    report: RenderSummary | None = None  # the run folder's report, rendered at the end
 
     @property
     def failed(self) -> list[str]:
@@ -70,18 +72,22 @@ class BuildRun:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1 when a build failed, or when the run's report shows anything that did not pass."""
+        return 1 if self.failed or (self.report is not None and not self.report.ok) else 0
 
 
 @dataclass
 class TestRun:
     builds: BuildRun
     results: list[ScenarioResult]
+    report: RenderSummary | None = None
 
     @property
     def exit_code(self) -> int:
+        """1 when a cell or build did not pass, or when the run's report shows anything that did not."""
         bad = [r for r in self.results if not r.verdict.ok]
-        return 1 if bad or self.builds.failed else 0
+        shown_bad = self.report is not None and not self.report.ok
+        return 1 if bad or self.builds.failed or shown_bad else 0
 
 
 def select(matrix: Path, patterns: list[str]) -> Selection:
@@ -116,18 +122,59 @@ def reproduce_command(matrix: Path, cell_id: str) -> str:
     return shlex.join(["nox", "-s", "test", "--", "--matrix", shown, "--cells", cell_id])
 
 
-def open_store(reports: Path, run_id: str | None) -> RunStore:
-    run_id = run_id or new_run_id()
-    root = reports / run_id
-    root.mkdir(parents=True, exist_ok=True)
-    update_latest(reports, run_id)
-    return RunStore(root)
+def check_run_name(name: str, option: str = "--run-id") -> str:
+    """A run folder name: one plain name under the reports folder (no ``/``, not ``.`` or ``..``)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name.startswith("-"):
+        raise ConfigError(
+            f"{option} {name!r}: not a run folder name (one name under the reports folder)",
+            hint="pass the name of a folder under --reports, e.g. 20261126T130501Z or latest",
+        )
+    return name
+
+
+def plan_of(sel: Selection, command: str, scenarios: bool) -> Plan:
+    """The plan a ``build`` (``scenarios=False``) or ``test`` writes before any work starts."""
+    return Plan(
+        builds=[c.id for c in sel.builds],
+        scenarios=[c.id for c in sel.scenarios] if scenarios else [],
+        commands=[command],
+        matrix=mx.display_path(sel.matrix.path),
+        started_at=new_run_id(),
+    )
+
+
+def open_store(reports: Path, run_id: str | None, plan: Plan, say: Say = print) -> RunStore:
+    """The run folder for ``plan`` (its ``plan.json`` written first), and ``latest`` pointed at it."""
+    store, note = RunStore.open(reports, check_run_name(run_id) if run_id is not None else None, plan)
+    if note:
+        say(note)
+    update_latest(reports, store.run_id)
+    return store
 
 
 def _builder(options: RunOptions, matrix: Matrix, engine: Engine, say: Say) -> Builder:
     options.cache.mkdir(parents=True, exist_ok=True)
     jobs = options.build_jobs or matrix.settings.build_jobs
-    return Builder(engine, options.cache.resolve(), PATCHES_DIR, matrix.path.parent, jobs=jobs, progress=say)
+    limits = Limits(memory_mb=matrix.settings.build_memory_mb, pids=matrix.settings.pids_limit)
+    return Builder(
+        engine,
+        options.cache.resolve(),
+        PATCHES_DIR,
+        matrix.path.parent,
+        jobs=jobs,
+        progress=say,
+        limits=limits,
+    )
+
+
+@contextmanager
+def _report_on_interrupt(store: RunStore, say: Say) -> Iterator[None]:
+    """Ctrl-C: render what the run folder holds (planned cells not finished show ``not run``), re-raise."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        render(store.root, say=say)
+        raise
 
 
 def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) -> BuildOutcome:
@@ -273,17 +320,27 @@ def render(
     return summary
 
 
+def _engine_and_builds(
+    options: RunOptions, sel: Selection, store: RunStore, say: Say
+) -> tuple[Engine, dict[str, BuildOutcome]]:
+    """Connect (locks in the cache), remove what killed runs left, then build every selected cell."""
+    engine = Engine.connect(progress=say, lock_dir=options.cache / "locks")
+    engine.remove_orphans()
+    builder = _builder(options, sel.matrix, engine, say)
+    return engine, run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
+
+
 def build(options: RunOptions, say: Say = print) -> BuildRun:
     """``build``: every selected build cell, records in a run folder, then the report."""
     sel = select(options.matrix, options.cells)
-    store = open_store(options.reports, options.run_id)  # a reports folder problem shows before the engine's
-    engine = Engine.connect(progress=say)
-    engine.remove_orphans()
-    builder = _builder(options, sel.matrix, engine, say)
-    outcomes = run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
+    # the plan is written first: a reports folder problem shows before the engine's, and a run that
+    # stops at any point still shows every cell it set out to do
+    store = open_store(options.reports, options.run_id, plan_of(sel, "build", scenarios=False), say)
+    with _report_on_interrupt(store, say):
+        _, outcomes = _engine_and_builds(options, sel, store, say)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
-    render(store.root, say=say, window=options.history)
+    run.report = render(store.root, say=say, window=options.history)
     say(
         f"builds: {len(outcomes) - len(run.failed)} passed ({len(remedied)} after a remedy), "
         f"{len(run.failed)} failed  (records: {mx.display_path(store.root)})"
@@ -294,13 +351,23 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
 def test(options: RunOptions, say: Say = print) -> TestRun:
     """``test``: builds (cache hits are not rebuilt), then every selected scenario cell, then the report.
 
-    KeyboardInterrupt propagates after the report of what finished was rendered (the rest ``not run``)."""
+    KeyboardInterrupt propagates after the report of what finished was rendered (the rest ``not run``);
+    with ``jobs > 1`` the running cells' containers are removed at once (their cells show ``not run``)."""
     sel = select(options.matrix, options.cells)
-    store = open_store(options.reports, options.run_id)
-    engine = Engine.connect(progress=say)
-    engine.remove_orphans()
-    builder = _builder(options, sel.matrix, engine, say)
-    outcomes = run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
+    store = open_store(options.reports, options.run_id, plan_of(sel, "test", scenarios=True), say)
+    with _report_on_interrupt(store, say):
+        engine, outcomes = _engine_and_builds(options, sel, store, say)
+        return _scenarios(options, sel, store, engine, outcomes, say)
+
+
+def _scenarios(
+    options: RunOptions,
+    sel: Selection,
+    store: RunStore,
+    engine: Engine,
+    outcomes: dict[str, BuildOutcome],
+    say: Say,
+) -> TestRun:
     started = time.monotonic()
     done: list[ScenarioResult] = []
     expected = [c.id for c in sel.scenarios]
@@ -324,30 +391,29 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
         done.append(result)
         say(console.cell_line(result, len(done), len(sel.scenarios)))
 
-    try:
-        if options.jobs <= 1:
-            for cell in sel.scenarios:
-                say(f"  running {cell.id}")
-                finished(one(cell))
-        else:
-            with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="cell") as pool:
-                futures = [pool.submit(one, cell) for cell in sel.scenarios]
-                try:
-                    for future in as_completed(futures):
-                        finished(future.result())
-                except KeyboardInterrupt:
-                    pool.shutdown(wait=True, cancel_futures=True)  # running cells finish and clean up
-                    raise
-    except KeyboardInterrupt:
-        render(store.root, expected, say=say, window=options.history)  # the rest is "not run"
-        raise
+    if options.jobs <= 1:
+        for cell in sel.scenarios:
+            say(f"  running {cell.id}")
+            finished(one(cell))
+    else:
+        pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="cell")
+        try:
+            futures = [pool.submit(one, cell) for cell in sel.scenarios]
+            for future in as_completed(futures):
+                finished(future.result())
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)  # queued cells never start
+            engine.stop()  # running cells' containers go now; their threads end with Stopped
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     order = {cell.id: n for n, cell in enumerate(sel.scenarios)}
     results = sorted(done, key=lambda r: order[r.cell_id])
     store.write_summary(expected)
     for line in console.cells_table(results, time.monotonic() - started, mx.display_path(store.root)):
         say(line)
-    render(store.root, expected, say=say, window=options.history)
-    return TestRun(BuildRun(store, outcomes), results)
+    summary = render(store.root, expected, say=say, window=options.history)
+    return TestRun(BuildRun(store, outcomes, summary), results, summary)
 
 
 def report(
@@ -355,26 +421,36 @@ def report(
     run: str = "latest",
     baseline: Path | None = None,
     merge: list[Path] | None = None,
+    expected: Selection | None = None,
     say: Say = print,
     window: int = DEFAULT_WINDOW,
 ) -> RenderSummary:
-    """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first."""
-    if merge:
-        dest = reports / new_run_id()
-        from harness.report.merge import merge_runs
+    """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first.
 
-        merged = merge_runs(list(merge), dest)
+    ``expected`` (with ``merge``): the cells the merged run must account for; those no shard holds
+    (a shard that never arrived) show as ``not run``."""
+    if merge:
+        from harness.report.merge import merge_runs  # only this command needs it (start-up time)
+
+        dest = RunStore.create(reports).root
+        plan = plan_of(expected, "merge", scenarios=True) if expected is not None else None
+        merged = merge_runs(list(merge), dest, plan)
         for note in merged.notes:
             say(note)
         update_latest(reports, dest.name)
         run_dir = dest
     else:
-        run_dir = reports / run
+        run_dir = reports / check_run_name(run, "--run")
         if not run_dir.is_dir():
             raise ConfigError(
                 f"no run folder {run_dir}", hint="run `nox -s build test` first, or pass --run NAME"
             )
         run_dir = run_dir.resolve()
+        if not is_run_dir(run_dir):
+            raise ConfigError(
+                f"{run_dir} holds no run (no plan.json, results/ or builds/)",
+                hint="pass the name of a folder that `build` or `test` wrote",
+            )
     return render(run_dir, baseline=baseline, say=say, window=window)
 
 

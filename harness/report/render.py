@@ -39,7 +39,7 @@ from harness.report.history import History, Verdicts, history_for
 from harness.report.junit import clean, write_junit
 from harness.report.trends import DEFAULT_WINDOW, Trends, trends_for
 from harness.store.build_record import BuildRecord
-from harness.store.runs import RESULTS_JSON, SUMMARY_FILE, RunStore
+from harness.store.runs import RESULTS_JSON, SUMMARY_FILE, Plan, RunStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -123,14 +123,16 @@ def render_run(
     """Render every output file of the run folder ``run_dir`` and return what was written.
 
     ``baseline``: a run folder to compare with (default: the previous run beside ``run_dir``).
-    ``expected_cells``: scenario cell ids the run was meant to hold; those with no result folder show
-    ``not run``. ``window``: how many runs (this one included) the trends cover. Raises ``ConfigError``
-    for a ``baseline`` that is not a run folder; never for a damaged result (that cell becomes ``error``).
+    ``expected_cells``: scenario cell ids the run was meant to hold, besides those of its ``plan.json``;
+    planned cells with no record show ``not run`` (builds too). ``window``: how many runs (this one
+    included) the trends cover. Raises ``ConfigError`` for a ``baseline`` that is not a run folder; never
+    for a damaged result (that cell becomes ``error``).
     """
     run_dir = Path(run_dir).resolve()
     store = RunStore(run_dir)
-    results = store.load_scenarios(expected_cells)
-    builds = store.load_builds()
+    plan = store.read_plan() or Plan()
+    results = store.load_scenarios([*plan.scenarios, *expected_cells])
+    builds = store.load_builds(plan.builds)
     now = Verdicts.of(results, builds)
     history = history_for(run_dir, now, baseline)
     trends = trends_for(run_dir, now, window)

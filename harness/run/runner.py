@@ -16,7 +16,7 @@ from harness.config import images
 from harness.config.cells import ScenarioCell
 from harness.config.repo import CONTAINERS_DIR
 from harness.config.schema import Settings
-from harness.engine.containers import Engine, Mount
+from harness.engine.containers import Engine, Limits, Mount
 from harness.errors import InfraError
 from harness.live.kvm import kvm_problem
 from harness.live.result import ScenarioResult
@@ -114,8 +114,9 @@ def run_cell(
             spec,
             mounts=[*mounts, *dst_mounts],
             kvm=cell.accel is Accel.KVM and not kvm_note,
-            shm_mb=2 * settings.guest_ram_mb + 256,
-            dest=store.cell_dir(cell.id),
+            shm_mb=settings.shm_mb,
+            limits=Limits(memory_mb=settings.scenario_memory, pids=settings.pids_limit),
+            dest=store.cell_path(cell.id),
             label=f"scenario {cell.id}",
         )
         result = run.result

@@ -196,13 +196,10 @@ scenarios: [boot]
 """
 
 
-def _bait_patch(cache: Path) -> str:
+def _bait_patch(tree: Path) -> str:
     import difflib
 
-    trees = [v.parent for v in (cache / "trees").glob("*/VERSION") if v.read_text().strip() == "10.2.2"]
-    if not trees:
-        pytest.skip("no unpacked QEMU 10.2.2 tree in the cache")
-    old = (trees[0] / BAIT_HEADER).read_text()
+    old = (tree / BAIT_HEADER).read_text()
     new = old.replace("#endif", BAIT + "#endif", 1)
     lines = difflib.unified_diff(
         old.splitlines(True), new.splitlines(True), f"a/{BAIT_HEADER}", f"b/{BAIT_HEADER}"
@@ -213,7 +210,7 @@ def _bait_patch(cache: Path) -> str:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_deliberate_werror_failure_is_classified_and_remedied(
-    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, cache_dir: Path, qemu_10_2_tree: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from harness.build.builder import Builder
     from harness.config import cells as mx
@@ -226,7 +223,7 @@ def test_deliberate_werror_failure_is_classified_and_remedied(
     (root / "containers").symlink_to(REPO / "containers")
     queue = root / "patches" / "qemu-ds-bait"
     shutil.copytree(REPO / "patches" / "qemu-ds", queue)
-    (queue / "0002-werror-bait.patch").write_text(_bait_patch(cache_dir))
+    (queue / "0002-werror-bait.patch").write_text(_bait_patch(qemu_10_2_tree))
     with (queue / "series").open("a") as series:
         series.write("0002-werror-bait.patch\n")
     matrix_path = root / "matrices" / "bait.yaml"

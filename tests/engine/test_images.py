@@ -14,7 +14,7 @@ from harness.errors import InfraError
 
 def _engine(root: Path = CONTAINERS_DIR) -> Images:
     """The image recipes alone: these tests need no engine (the client is never used)."""
-    return Images(client=None, containers_dir=root, progress=lambda line: None)  # type: ignore[arg-type]
+    return Images(client=None, containers_dir=root, progress=lambda line: None, lock_dir=Path("/nonexistent"))  # type: ignore[arg-type]
 
 
 def test_shared_files_are_part_of_every_context() -> None:
