@@ -59,14 +59,14 @@ class RenderSummary:
     history: History | None
     trends: Trends
     console: str
+    unremedied: int = 0  # builds that did not pass and whose --remedy auto retry did not pass either
 
     @property
     def ok(self) -> bool:
-        """No scenario or build failed or errored (unsupported is fine, not run is not)."""
+        """No scenario failed or errored (unsupported is fine, not run is not), and every build passed or
+        was remedied (its retry, reported beside it, passed)."""
         bad = ("fail", "error", "not-run")
-        return not any(self.totals.get(v) for v in bad) and not any(
-            n for v, n in self.build_totals.items() if v != "pass"
-        )
+        return not any(self.totals.get(v) for v in bad) and not self.unremedied
 
 
 def _env() -> jinja2.Environment:
@@ -218,6 +218,7 @@ def render_run(
         history,
         trends,
         console,
+        sum(not b.ok and (b.remedy_attempt or {}).get("verdict") != "pass" for b in builds.values()),
     )
 
 

@@ -284,3 +284,15 @@ def test_real_run_renders_with_drill_down(tmp_path: Path) -> None:
     assert "sriov-pf" in failed
     unsupported = (run / "cells" / "upgrade__debian-10.0-to-upstream-10.2__cpr-exec__tcg.html").read_text()
     assert "does not accept value" in unsupported and "cpr-exec" in unsupported
+
+
+def test_a_build_remedied_by_its_retry_does_not_make_the_run_red(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    failed = BuildRecord.from_json({"cell": "t/p", "verdict": "fail", "stage": "compile"})
+    failed.remedy_attempt = {"cell": "t/p+disable-werror", "verdict": "pass"}
+    store.save_build(failed)
+    store.save_build(BuildRecord.from_json({"cell": "t/p+disable-werror", "verdict": "pass"}))
+    assert render_run(store.root).ok
+    failed.remedy_attempt = {"cell": "t/p+disable-werror", "verdict": "fail"}
+    store.save_build(failed)
+    assert not render_run(store.root).ok
