@@ -116,6 +116,17 @@ QTREE_DST_EXTRA_HD = QTREE_SRC.replace(
 )
 
 
+# Device memory of a SeaBIOS q35 guest as `info mtree -f` and the ACPI tables give it (digests abridged).
+DEVICE_MEMORY = {
+    "rom pc.bios 0xfffc0000-0xffffffff": "fc6d2ea888862e6b" * 4,
+    "rom ram0 0xc0000-0xc9fff": "a4423f522ec92992" * 4,
+    "rom ram0 0xf0000-0xfffff": "a494cb5963f41c38" * 4,
+    "vga.vram 0xfd000000-0xfd00ffff (head)": "542b64b9b4ab8baa" * 4,
+    "acpi DSDT 0x1ffe0040": "afc67ed6e3eec4fb" * 4,
+    "acpi FACP 0x1ffe219d": "6aa4d557be9fdc46" * 4,
+}
+
+
 def serial_log(first: int = 0, count: int = 60, boot_id: str = "7c1e04a9", boots: int = 1) -> str:
     """What the guest prints: a boot marker, then one counter line per ~0.1 s."""
     lines = []
@@ -157,6 +168,7 @@ def good(mode: str = "cpr-transfer") -> Observation:
         counters=[12, 25, 31],
         ram_digest="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         exit_code=None if mode == "cpr-exec" else 0,
+        device_memory=dict(DEVICE_MEMORY),
     )
     dst = SideObservation(
         role="destination",
@@ -166,6 +178,7 @@ def good(mode: str = "cpr-transfer") -> Observation:
         counters=[31, 33, 47],
         ram_digest=src.ram_digest,
         exit_code=None,
+        device_memory=dict(DEVICE_MEMORY),
     )
     return Observation(
         mode=mode,
@@ -195,6 +208,7 @@ NAMES = [
     "counter-qmp",
     "ram-digest",
     "device-tree",
+    "device-memory",
     "process-hygiene",
     "state-file-size",
     "pause-time",

@@ -49,15 +49,16 @@ def _event_time(ev: dict[str, Any]) -> float | None:
     return None
 
 
-def pause_ms(obs: Observation) -> tuple[float | None, str]:
-    """(source STOP → destination RESUME in ms, or None, explanation) from QEMU event timestamps."""
+def switch_window(obs: Observation) -> tuple[float | None, float | None, str]:
+    """(the source's last STOP, the destination's first RESUME after it, why one is missing): epoch
+    seconds from QEMU's event timestamps."""
     if obs.destination is None:
-        return None, "no destination"
+        return None, None, "no destination"
     stops = [
         t for ev in obs.source.events if ev.get("event") == "STOP" and (t := _event_time(ev)) is not None
     ]
     if not stops:
-        return None, "source never emitted STOP"
+        return None, None, "source never emitted STOP"
     resumes = [
         t
         for ev in obs.destination.events
@@ -66,8 +67,16 @@ def pause_ms(obs: Observation) -> tuple[float | None, str]:
     after = [t for t in resumes if t >= stops[-1]]
     if not after:
         why = "destination never resumed" if not resumes else "destination RESUME precedes the source STOP"
+        return stops[-1], None, why
+    return stops[-1], after[0], ""
+
+
+def pause_ms(obs: Observation) -> tuple[float | None, str]:
+    """(source STOP → destination RESUME in ms, or None, explanation) from QEMU event timestamps."""
+    stop, resume, why = switch_window(obs)
+    if stop is None or resume is None:
         return None, why
-    return (after[0] - stops[-1]) * 1000, ""
+    return (resume - stop) * 1000, ""
 
 
 def check_pause_time(obs: Observation) -> Check:
