@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness.build import triage
 from harness.build.builder import Builder, BuildOutcome
+from harness.build.guest import GuestBundle, assemble_guest
 from harness.build.remedy import RemedyNotApplicable, derived_cell
 from harness.config import cells as mx
 from harness.config.cimatrix import ci_matrix
@@ -24,7 +25,7 @@ from harness.config.matrix import load_matrix
 from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, PATCHES_DIR, REPO_ROOT, REPORTS_DIR
 from harness.config.schema import Matrix
 from harness.engine.containers import Engine
-from harness.errors import ConfigError
+from harness.errors import ConfigError, InfraError
 from harness.live.result import ScenarioResult
 from harness.report import console
 from harness.report.merge import merge_runs
@@ -230,6 +231,7 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
     engine = Engine.connect(progress=say)
     engine.remove_orphans()
     outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    guest, guest_error = _guest(sel, engine, options.cache, say)
     started = time.monotonic()
     done: list[ScenarioResult] = []
     expected = [c.id for c in sel.scenarios]
@@ -246,7 +248,12 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
             result.reproduce = reproduce
             store.save_scenario(result)
             return result
-        plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce)
+        if cell.machine.guest == "linux" and guest is None:
+            result = ScenarioResult.error(cell.id, f"no Linux guest: {guest_error}", infra=True)
+            result.reproduce, result.machine = reproduce, cell.machine_name
+            store.save_scenario(result)
+            return result
+        plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce, guest)
         return run_cell(engine, plan, store, sel.matrix.settings)
 
     def finished(result: ScenarioResult) -> None:
@@ -277,6 +284,17 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
         say(line)
     render(store.root, expected, say=say)
     return TestRun(BuildRun(store, outcomes), results)
+
+
+def _guest(sel: Selection, engine: Engine, cache: Path, say: Say) -> tuple[GuestBundle | None, str]:
+    """The assembled Linux guest when a selected cell needs it (cached); else None and why not."""
+    if not any(c.machine.guest == "linux" for c in sel.scenarios):
+        return None, "no selected cell needs it"
+    try:
+        return assemble_guest(engine, cache.resolve(), say), ""
+    except InfraError as exc:
+        say(f"guest: {exc.message}")
+        return None, exc.message
 
 
 def report(

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.live.machine import MINIMAL
 from harness.live.vocab import MODES, Accel, Mode
 
 TreeKind = Literal["tarball", "git", "debian-source", "local", "prebuilt"]
@@ -60,6 +61,24 @@ class Rule(_Model):
     profile: str | None = None
     scenario: str | None = None
     accel: str | None = None
+    machine: str | None = None  # optional: a rule without it matches every machine profile
+
+
+class Machine(_Model):
+    """A machine profile: the guest, its vCPUs, RAM, memory backend, firmware and devices (docs/matrix.md)."""
+
+    description: str = ""
+    guest: Literal["firmware", "linux"] = "firmware"
+    vcpus: int = Field(1, ge=1, le=64)
+    ram_mb: int | None = Field(None, ge=16)  # default: settings.guest_ram_mb
+    memory: Literal["auto", "memfd", "file"] = "auto"
+    firmware: Literal["seabios", "ovmf"] = "seabios"
+    devices: list[str] = []
+    kernel: str | None = None  # Linux guest: a kernel instead of the assembled guest's
+    initrd: str | None = None  # Linux guest: an initramfs instead of the assembled guest's
+
+
+BUILTIN_MACHINES = {MINIMAL: Machine(description="the firmware guest on one vCPU, -nodefaults, no devices")}
 
 
 class Upgrade(_Model):
@@ -67,6 +86,7 @@ class Upgrade(_Model):
     target: str
     scenarios: list[Mode] | None = None
     accels: list[Accel] | None = None
+    machines: list[str] | None = None  # default: every machine profile of the matrix
 
 
 class Settings(_Model):
@@ -86,6 +106,7 @@ class MatrixFile(_Model):
     include: list[Rule] = []
     exclude: list[Rule] = []
     upgrades: dict[str, Upgrade] = {}
+    machines: dict[str, Machine | None] = {}  # none given: minimal only
     settings: Settings = Settings()
 
 
@@ -101,4 +122,5 @@ class Matrix:
     include: list[Rule]
     exclude: list[Rule]
     upgrades: dict[str, Upgrade]
+    machines: dict[str, Machine]  # in file order; minimal alone when the file names none
     settings: Settings

@@ -381,6 +381,7 @@ class ScenarioContext:
             destination=None if mode is Mode.BOOT else self.obs[DESTINATION],
             guest_ram_bytes=self.ram_mb * 1024 * 1024,
             state_file_bytes=self.state_file_bytes,
+            rom_bytes=self.guest.rom_bytes or 0,
             downtime_ms=self.downtime_ms,
             upgrade=self.spec.upgrade,
             leftover_processes=leftover_processes(),

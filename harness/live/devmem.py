@@ -33,6 +33,7 @@ class Region:
     label: str  # e.g. "rom pc.bios 0xfffc0000-0xffffffff"
     addr: int
     size: int
+    block: str = ""  # the RAM block of a ROM or flash that is not guest RAM (its own memory in the stream)
 
 
 def flat_view(mtree: str, address_space: str = "memory") -> list[tuple[int, int, str, str]]:
@@ -57,7 +58,8 @@ def regions(mtree: str) -> list[Region]:
     for start, end, kind, name in ranges:
         size = end - start + 1
         if kind in ("rom", "romd"):
-            out.append(Region(f"{kind} {name} {start:#x}-{end:#x}", start, min(size, MAX_REGION)))
+            block = name if name != main else ""  # the shadowed option ROMs are guest RAM
+            out.append(Region(f"{kind} {name} {start:#x}-{end:#x}", start, min(size, MAX_REGION), block))
         elif kind == "ram" and name != main:
             head = min(size, VIDEO_HEAD)
             out.append(Region(f"{name} {start:#x}-{start + head - 1:#x} (head)", start, head))
@@ -117,12 +119,16 @@ async def acpi_tables(vm: Qemu, rsdp: int, dump: Path) -> dict[str, str]:
     return out
 
 
-async def digests(vm: Qemu, dump: Path, rsdp_hint: int | None = None) -> dict[str, str]:
-    """``{region label: sha256}`` of every device-memory region of ``vm`` and of its ACPI tables."""
-    out = {}
+async def digests(vm: Qemu, dump: Path, rsdp_hint: int | None = None) -> tuple[dict[str, str], int]:
+    """``{region label: sha256}`` of every device-memory region of ``vm`` and of its ACPI tables, and the
+    bytes of ROM and flash among them (a cpr-reboot state file carries those: they are not guest RAM)."""
+    out: dict[str, str] = {}
+    blocks: dict[str, int] = {}  # a block mapped twice (pc.bios below 1 MiB and below 4 GiB) counts once
     for region in regions(await vm.hmp("info mtree -f")):
         out[region.label] = hashlib.sha256(await read(vm, region.addr, region.size, dump)).hexdigest()
+        if region.block:
+            blocks[region.block] = max(blocks.get(region.block, 0), region.size)
     rsdp = find_rsdp(await read(vm, BIOS_AREA[0], BIOS_AREA[1], dump), BIOS_AREA[0]) or rsdp_hint
     if rsdp:
         out.update(await acpi_tables(vm, rsdp, dump))
-    return out
+    return out, sum(blocks.values())

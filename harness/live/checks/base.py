@@ -33,6 +33,7 @@ class Observation:
     destination: SideObservation | None  # None for boot
     guest_ram_bytes: int
     state_file_bytes: int | None = None  # cpr-reboot (and cpr-exec) state file size
+    rom_bytes: int = 0  # ROM and flash the source maps (not guest RAM: a cpr-reboot state file carries it)
     downtime_ms: float | None = None  # QEMU's own figure from query-migrate
     leftover_processes: list[str] = field(default_factory=list)  # "pid comm state" found after teardown
     upgrade: bool = False  # source and destination are different QEMU builds

@@ -3,11 +3,13 @@ read back afterwards by the harness itself, independently of what the guest says
 
 The guest writes record ``n`` at sector ``n`` of each disk: ``cprdisk <vdX> <n> <boot id> <uptime>
 <crc32>`` and a newline, zero-padded to 512 bytes, where ``crc32`` is the CRC-32 (zlib's, as busybox's
-``crc32`` prints it: 8 hex digits) of the text before it. :func:`scan` returns every record of an image in order, each verified.
+``crc32`` prints it: 8 hex digits) of the text before it. :func:`scan` returns every record of an
+image in order, each verified.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import zlib
@@ -62,25 +64,25 @@ class Image:
         else:
             self.size = len(self.data)
 
-    def read(self, offset: int, length: int) -> bytes:
-        """``length`` bytes at guest offset ``offset`` (within one cluster); unallocated reads as zeros."""
+    def host_offset(self, offset: int) -> int | None:
+        """Where guest offset ``offset`` is in the file (None: unallocated, reads as zeros)."""
         if not self.qcow2:
-            return self.data[offset : offset + length].ljust(length, b"\0")
-        l1_index, l2_index = (
-            offset >> (CLUSTER_BITS + _L2_BITS),
-            (offset >> CLUSTER_BITS) & ((1 << _L2_BITS) - 1),
-        )
+            return offset
+        l1_index = offset >> (CLUSTER_BITS + _L2_BITS)
+        l2_index = (offset >> CLUSTER_BITS) & ((1 << _L2_BITS) - 1)
         l2_table = self.l1[l1_index] & _OFFSET_MASK if l1_index < len(self.l1) else 0
         if not l2_table:
-            return b"\0" * length
+            return None
         entry = struct.unpack(">Q", self.data[l2_table + 8 * l2_index : l2_table + 8 * l2_index + 8])[0]
         if entry & (1 << 62):
             raise ValueError(f"{self.path}: compressed cluster at {offset:#x}")
         cluster = entry & _OFFSET_MASK
-        if not cluster or entry & 1:
-            return b"\0" * length
-        at = cluster + (offset & (CLUSTER - 1))
-        return self.data[at : at + length].ljust(length, b"\0")
+        return None if not cluster or entry & 1 else cluster + (offset & (CLUSTER - 1))
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at guest offset ``offset`` (within one cluster); unallocated reads as zeros."""
+        at = self.host_offset(offset)
+        return b"\0" * length if at is None else self.data[at : at + length].ljust(length, b"\0")
 
 
 @dataclass
@@ -122,3 +124,18 @@ def scan(path: Path, limit: int = 100_000) -> list[Record]:
             break
         records.append(rec)
     return records
+
+
+def damage_record(path: Path, index: int) -> str:
+    """Test fault: invert the first 32 bytes of the record in sector ``index`` of the image (in place)."""
+    at = Image(path).host_offset(index * SECTOR)
+    if at is None:
+        raise ValueError(f"{path}: sector {index} holds no record yet")
+    with path.open("r+b") as f:
+        f.seek(at)
+        old = f.read(32)
+        f.seek(at)
+        f.write(bytes(b ^ 0xFF for b in old))
+        f.flush()
+        os.fsync(f.fileno())
+    return f"{path.name} sector {index} (file offset {at:#x})"

@@ -68,6 +68,7 @@ class GuestSession:
         self.disks: list[DiskImage] = []
         self.token = ""
         self.self_check_problem = ""
+        self.rom_bytes: int | None = None  # ROM and flash of the source (device memory, not guest RAM)
 
     @property
     def linux(self) -> bool:
@@ -105,7 +106,10 @@ class GuestSession:
         serial = serial_log.read_text(errors="replace") if self.linux and serial_log.exists() else ""
         hint = linux.info(serial).get("acpi-rsdp", "")
         rsdp = int(hint, 16) if re.fullmatch(r"0x[0-9a-fA-F]{1,8}", hint) else None
-        return await devmem.digests(vm, self.paths.run_dir / "devmem.bin", rsdp)
+        found, rom_bytes = await devmem.digests(vm, self.paths.run_dir / "devmem.bin", rsdp)
+        if vm.side == "source":
+            self.rom_bytes = rom_bytes
+        return found
 
     async def self_check(self, serial_log: Path) -> None:
         """Ask the guest (COM2) to read back everything it wrote; wait for its verdict line on COM1, then
