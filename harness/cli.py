@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, REPORTS_DIR
+from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, MATRICES_DIR, REPORTS_DIR
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -103,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     det.add_argument("--faults", default="", help="comma-separated fault keys (default: all)")
     det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
     det.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
+    det.add_argument(
+        "--machines", default="", help="comma-separated machine profiles (default: every one of --matrix)"
+    )
+    det.add_argument(
+        "--matrix", type=Path, default=MATRICES_DIR / "devices.yaml",
+        help="where the machine profiles are defined (default matrices/devices.yaml)",
+    )  # fmt: skip
+    det.add_argument(
+        "--cache", type=Path, default=Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR)),
+        help="where the assembled Linux guest is cached (default .cache)",
+    )  # fmt: skip
     sub.add_parser("provision", help="install and start a Docker engine (root, Debian/Ubuntu)")
     return parser
 

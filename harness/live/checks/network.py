@@ -78,8 +78,11 @@ def check_net_continuity(obs: Observation) -> Check:
     else:
         if sent.get("sent") != str(len(numbers)):
             problems.append(f"the guest sent {sent.get('sent')} line(s), the peer received {len(numbers)}")
-        if sent.get("nc-exit") != "0":
-            problems.append(f"the guest's sender ended with {sent.get('nc-exit')}")
+        if sent.get("nc-exit") != "0" or sent.get("ended") != "asked":
+            why = f"exit {sent.get('nc-exit')}" + (
+                ", before the self-check" if sent.get("ended") == "early" else ""
+            )
+            problems.append(f"the guest's sender ended ({why})")
     biggest, across = stream_gaps([ln.t for ln in st.lines], stop, resume)
     links = sorted({ln.link for ln in st.lines})
     seen = (

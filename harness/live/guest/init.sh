@@ -71,6 +71,8 @@ net_stream() {  # one TCP connection, kept open until the self-check: "cprnet <n
           sleep "$TICK"
       done ) | nc "${PEER%:*}" "${PEER#*:}" 2>/run/net.err
     echo "$?" > /run/net.exit
+    # busybox nc exits 0 on a reset too: a stream that ended before the self-check asked is a failure
+    if [ -e /run/stop ]; then echo asked > /run/net.end; else echo early > /run/net.end; fi
     touch /run/net.done
 }
 
@@ -102,7 +104,7 @@ devmem $((CTR + 4)) 32 "0x$bootid"
 devmem $((CTR + 12)) 32 "$MAGIC"
 
 selfcheck() {  # $1 = token: stop the writers, read everything back past the page cache, one verdict line
-    local w i d cnt bad nbad errs verdict sent code got
+    local w i d cnt bad nbad errs verdict sent code end got
     touch /run/stop
     for w in $disks net; do
         [ "$w" = net ] && [ -z "$net" ] && continue
@@ -124,8 +126,9 @@ selfcheck() {  # $1 = token: stop the writers, read everything back past the pag
     if [ -n "$net" ]; then
         sent=$(cat /run/net.count 2>/dev/null || echo 0)
         code=$(cat /run/net.exit 2>/dev/null || echo running)
-        [ "$code" = 0 ] || verdict=FAIL
-        echo "CPRSELF NET sent=$sent nc-exit=$code $(head -c 80 /run/net.err)" >&4
+        end=$(cat /run/net.end 2>/dev/null || echo running)
+        [ "$code" = 0 ] && [ "$end" = asked ] || verdict=FAIL
+        echo "CPRSELF NET sent=$sent nc-exit=$code ended=$end $(head -c 80 /run/net.err)" >&4
     fi
     if [ -n "$rng" ]; then
         got=$(timeout 5 dd if=/dev/hwrng bs=16 count=1 status=none | wc -c)
