@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import shutil
 import tempfile
 import time
@@ -21,10 +20,8 @@ from typing import Any
 from harness.live.argv import VmConfig, build_argv
 from harness.live.checks import Observation, SideObservation
 from harness.live.errors import QemuError, QmpCommandError, ScenarioFailed, StepTimeout, Unsupported
-from harness.live.guest import linux
 from harness.live.guest.session import GuestSession
 from harness.live.kvm import stopped_guest
-from harness.live.machine import device_args, firmware_args
 from harness.live.processes import leftover_processes
 from harness.live.qemu import Qemu, QmpLog
 from harness.live.result import Step
@@ -97,13 +94,8 @@ class ScenarioContext:
         self.zombie_pid: int | None = None  # test fault leave_zombie (reaped after the observation)
         self.machine_spec = spec.machine_spec
         self.guest = GuestSession(self.machine_spec, self.run_dir, self.work)
+        self.logs.update(self.guest.logs())  # the Linux guest's console and virtio-serial port
         self.qemu_devices: set[str] = set()  # the source QEMU's device models (profiles with a display)
-        if self.guest.linux:
-            self.logs["console"] = "console.log"
-            (self.work / "console.log").unlink(missing_ok=True)
-            if "virtio-serial" in self.machine_spec.devices:
-                self.logs["vport"] = "vport.log"
-                (self.work / "vport.log").unlink(missing_ok=True)
 
     # ---- steps ----
     @contextlib.asynccontextmanager
@@ -148,14 +140,11 @@ class ScenarioContext:
     def config(self, side: Side, incoming: list[str] | None = None) -> VmConfig:
         assert self.firmware is not None
         dst = side == DESTINATION
-        m, paths = self.machine_spec, self.guest.paths
-        if dst and (self.faults.swap_disk or self.faults.swap_netdev):  # test faults only
-            paths = dataclasses.replace(
-                paths, other_disk=self.faults.swap_disk, other_net=self.faults.swap_netdev
-            )
         data_dirs = list(
             self.spec.dst_data_dirs if dst and self.spec.dst_data_dirs is not None else self.spec.data_dirs
         )
+        swap = (self.faults.swap_disk, self.faults.swap_netdev) if dst else (False, False)  # test faults
+        firmware, devices = self.guest.argv(self.firmware, self.qemu_devices, *swap)
         return VmConfig(
             binary=(self.spec.dst_qemu or self.spec.src_qemu) if dst else self.spec.src_qemu,
             firmware=self.firmware,
@@ -167,12 +156,12 @@ class ScenarioContext:
             ram=self.ram_kind(),
             aux_ram_share=self.spec.mode in (Mode.CPR_TRANSFER, Mode.CPR_EXEC),
             mem_path=self.shm_file,
-            data_dirs=[m.firmware_dir, *data_dirs] if m.linux else data_dirs,
+            data_dirs=[self.machine_spec.firmware_dir, *data_dirs] if self.guest.linux else data_dirs,
             default_devices=self.spec.default_devices,
             incoming=incoming or [],
             extra_args=list(self.faults.extra_dst_args) if dst else [],
-            firmware_args=firmware_args(m, paths, self.firmware) if m.linux else None,
-            machine_args=device_args(m, paths, self.qemu_devices, linux.kernel_cmdline()),
+            firmware_args=firmware,
+            machine_args=devices,
         )
 
     def qemu(self, side: Side, cfg: VmConfig) -> Qemu:

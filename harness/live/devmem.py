@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import re
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,12 @@ def find_rsdp(bios_area: bytes, base: int) -> int | None:
     return None
 
 
-async def acpi_tables(vm: Qemu, rsdp: int, dump: Path) -> dict[str, str]:
+Reader = Callable[[int, int], Awaitable[bytes]]  # (guest-physical address, size) -> bytes
+
+
+async def acpi_tables(read_at: Reader, rsdp: int) -> dict[str, str]:
     """``{"acpi <SIG> <addr>": sha256}`` of every table reachable from the RSDP, FACS excluded."""
-    head = await read(vm, rsdp, 36, dump)
+    head = await read_at(rsdp, 36)
     if head[:8] != b"RSD PTR ":
         return {"acpi": f"no RSDP at {rsdp:#x}"}
     xsdt = struct.unpack("<Q", head[24:32])[0] if head[15] >= 2 else 0
@@ -99,11 +103,11 @@ async def acpi_tables(vm: Qemu, rsdp: int, dump: Path) -> dict[str, str]:
         if not addr or addr in seen or len(seen) > 64:
             continue
         seen.add(addr)
-        header = await read(vm, addr, 36, dump)
+        header = await read_at(addr, 36)
         sig, length = header[:4].decode("ascii", "replace"), struct.unpack("<I", header[4:8])[0]
         if sig == "FACS" or not 36 <= length <= MAX_TABLE:
             continue
-        table = await read(vm, addr, length, dump)
+        table = await read_at(addr, length)
         out[f"acpi {sig} {addr:#x}"] = hashlib.sha256(table).hexdigest()
         if addr == root:
             entries = table[36:]
@@ -130,5 +134,5 @@ async def digests(vm: Qemu, dump: Path, rsdp_hint: int | None = None) -> tuple[d
             blocks[region.block] = max(blocks.get(region.block, 0), region.size)
     rsdp = find_rsdp(await read(vm, BIOS_AREA[0], BIOS_AREA[1], dump), BIOS_AREA[0]) or rsdp_hint
     if rsdp:
-        out.update(await acpi_tables(vm, rsdp, dump))
+        out.update(await acpi_tables(lambda addr, size: read(vm, addr, size, dump), rsdp))
     return out, sum(blocks.values())

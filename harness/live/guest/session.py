@@ -21,7 +21,7 @@ from harness.live.guest import FIRMWARE_LAYOUT, Layout, linux
 from harness.live.guest.console import ConsoleChannel
 from harness.live.guest.disks import Record, create, scan
 from harness.live.guest.netpeer import NetPeer, TcpStream
-from harness.live.machine import DISK_MB, DevicePaths, MachineSpec
+from harness.live.machine import DISK_MB, DevicePaths, MachineSpec, device_args, firmware_args
 from harness.live.qemu import Qemu
 
 SELF_CHECK_TIMEOUT_S = 45.0
@@ -73,6 +73,24 @@ class GuestSession:
     @property
     def linux(self) -> bool:
         return self.machine.linux
+
+    def logs(self) -> dict[str, str]:
+        """The logs this guest adds to the cell's (name -> file in the work folder; stale ones removed)."""
+        found = {"console": "console.log"} if self.linux else {}
+        if self.linux and "virtio-serial" in self.machine.devices:
+            found["vport"] = self.paths.vport_log.name
+        for name in found.values():
+            (self.paths.work / name).unlink(missing_ok=True)
+        return found
+
+    def argv(
+        self, default_firmware: Path, available: set[str], swap_disk: bool = False, swap_netdev: bool = False
+    ) -> tuple[list[str] | None, list[str]]:
+        """(firmware argv, or None for ``-bios`` of the firmware guest; the machine's device argv). The
+        swaps are test faults: the destination's other disk or network peer."""
+        paths = dataclasses.replace(self.paths, other_disk=swap_disk, other_net=swap_netdev)
+        firmware = firmware_args(self.machine, paths, default_firmware) if self.linux else None
+        return firmware, device_args(self.machine, paths, available, linux.kernel_cmdline())
 
     async def start(self, swap_disk: bool = False, swap_netdev: bool = False) -> None:
         """Before the first QEMU: images, OVMF variables, the console channel and the network peer."""
