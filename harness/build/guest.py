@@ -6,7 +6,8 @@ its ``cpr-assemble-guest`` script) builds the kernel + initramfs + firmware fold
 image id (its recipe and packages), the init script and the module list, so the guest is rebuilt exactly
 when one of them changes; a second run is a cache hit. ``guest.json`` in the folder is the provenance
 every scenario result on it records: kernel release and package versions, sha256 of the kernel, the
-initramfs and the firmware.
+initramfs and the firmware. What the assembly container wrote is data: only regular files (no links, no
+special files) are accepted, read without following links, with bounded sizes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from harness.engine.locks import file_lock
 from harness.errors import InfraError
 from harness.live.files import write_json_atomic
 from harness.live.guest import linux
+from harness.store.untrusted import read_untrusted
 
 GUEST_IMAGE = "linux-guest"
 ASSEMBLE = "/usr/local/bin/cpr-assemble-guest"
@@ -53,12 +56,31 @@ class GuestBundle:
         return self.folder / "fw"
 
 
+MAX_FILE = 256 << 20
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _regular_files_only(work: Path) -> None:
+    """Refuse an assembly output holding anything but folders and regular files (a link the host would
+    follow when it hashes, or a scenario container when it mounts the folder)."""
+    for root, dirs, files in os.walk(work, followlinks=False):
+        for name in dirs + files:
+            mode = os.lstat(Path(root) / name).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise InfraError(
+                    f"assembling the Linux guest: refused {Path(root) / name} (not a regular file)"
+                )
+
+
+def _untrusted_sha256(folder: Path, name: str) -> str:
+    return hashlib.sha256(read_untrusted(folder, name, MAX_FILE)).hexdigest()
 
 
 def guest_key(image_id: str, init: bytes, modules: tuple[str, ...]) -> str:
@@ -94,18 +116,18 @@ def assemble_guest(engine: Engine, cache: Path, progress: Callable[[str], None] 
         work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=guests))
         try:
             _assemble(engine, image, work)
-            versions = dict(
-                line.split("=", 1) for line in (work / "versions.txt").read_text().splitlines() if "=" in line
-            )
+            _regular_files_only(work)
+            text = read_untrusted(work, "versions.txt", 1 << 16).decode("utf-8", "replace")
+            versions = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
             provenance = {
                 "key": key,
                 "image": image.tag,
                 "image_id": image.id,
                 **versions,
-                "kernel_sha256": _sha256(work / "vmlinuz"),
-                "initramfs_sha256": _sha256(work / "initrd.img"),
+                "kernel_sha256": _untrusted_sha256(work, "vmlinuz"),
+                "initramfs_sha256": _untrusted_sha256(work, "initrd.img"),
                 "init_sha256": hashlib.sha256(init).hexdigest(),
-                **{f"{name}_sha256": _sha256(work / "fw" / name) for name in FIRMWARE},
+                **{f"{name}_sha256": _untrusted_sha256(work / "fw", name) for name in FIRMWARE},
                 "assembled_at": started.isoformat(timespec="seconds"),
             }
             write_json_atomic(work / "guest.json", provenance)
@@ -113,7 +135,7 @@ def assemble_guest(engine: Engine, cache: Path, progress: Callable[[str], None] 
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(work, folder)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise InfraError(f"assembling the Linux guest in {guests}: {exc}") from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)

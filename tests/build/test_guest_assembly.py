@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,6 @@ import pytest
 from harness.build.guest import GUEST_IMAGE, assemble_guest, guest_key
 from harness.engine.containers import Engine
 from harness.live.guest import linux
-
-pytestmark = [pytest.mark.docker]
 
 
 def cpio_members(data: bytes) -> dict[str, bytes]:
@@ -32,6 +31,7 @@ def cpio_members(data: bytes) -> dict[str, bytes]:
         at = (at + size + 3) & ~3
 
 
+@pytest.mark.docker
 def test_assembled_once_then_a_cache_hit(tmp_path: Path) -> None:
     engine = Engine.connect(progress=lambda line: None)
     said: list[str] = []
@@ -59,3 +59,21 @@ def test_assembled_once_then_a_cache_hit(tmp_path: Path) -> None:
     assert not other.cache_hit
     assert other.provenance["initramfs_sha256"] == p["initramfs_sha256"]  # reproducible
     assert other.provenance["kernel_sha256"] == p["kernel_sha256"]
+
+
+@pytest.mark.parametrize("plant", ["link", "fifo"])
+def test_what_the_assembly_container_writes_is_data(tmp_path: Path, plant: str) -> None:
+    """A link (the host would follow it when hashing) or a special file in the output is refused."""
+    from harness.build.guest import _regular_files_only
+    from harness.errors import InfraError
+
+    (tmp_path / "fw").mkdir()
+    (tmp_path / "vmlinuz").write_bytes(b"kernel")
+    _regular_files_only(tmp_path)
+    target = tmp_path / "fw" / "OVMF_CODE_4M.fd"
+    if plant == "link":
+        target.symlink_to("/etc/hostname")
+    else:
+        os.mkfifo(target)
+    with pytest.raises(InfraError, match="not a regular file"):
+        _regular_files_only(tmp_path)
