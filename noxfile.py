@@ -85,11 +85,13 @@ def matrix(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark of bench/ on real builds and cells; appends the figures to bench/RESULTS.md."""
+    """Every benchmark of bench/ on real builds and cells (an hour or more on 2 cores: run it on a quiet
+    machine); appends the figures to bench/RESULTS.md. `nox -s bench -- scenario_bench` runs one."""
     _install(session)
-    session.run("python", "bench/build_bench.py")
-    session.run("python", "bench/scenario_bench.py")
-    session.run("python", "bench/guest_bench.py")
+    default = ["scenario_bench", "pause_stats", "pause_ram", "build_bench", "build_parallel", "guest_bench"]
+    scripts = session.posargs or default
+    for script in scripts:
+        session.run("python", f"bench/{script.removesuffix('.py')}.py")
 
 
 @nox.session

@@ -20,6 +20,17 @@ class Figure:
     measured: str  # the raw numbers behind the ratio
 
 
+def mmm(values: list[float], unit: str = "s") -> str:
+    """``median (min–max, n)`` of samples, e.g. ``2.61s (2.55–2.70, n=5)``."""
+    ordered = sorted(values)
+    mid = (
+        ordered[len(ordered) // 2]
+        if len(ordered) % 2
+        else (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2
+    )
+    return f"{mid:.2f}{unit} ({ordered[0]:.2f}–{ordered[-1]:.2f}, n={len(ordered)})"
+
+
 def record(title: str, context: str, figures: Iterable[Figure], extra: Iterable[str] = ()) -> str:
     """Print one section (a table of figures, then ``extra`` lines) and append it to bench/RESULTS.md."""
     machine = f"{os.cpu_count()} cores, {platform.platform()}"

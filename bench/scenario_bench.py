@@ -21,7 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from ratios import Figure, record  # noqa: E402
+from ratios import Figure, mmm, record  # noqa: E402
+
+SAMPLES = 5
 
 MATRIX = "matrices/smoke.yaml"
 EIGHT = [
@@ -113,34 +115,27 @@ def main() -> int:
         harness(reports, "warmup", ["debian-11.1/prebuilt/boot/tcg"])
         for mode in ("normal", "cpr-reboot"):
             cell = f"debian-11.1/prebuilt/{mode}/tcg"
-            whole = statistics.median(harness(reports, f"{mode}-{n}", [cell]) for n in range(3))
-            per_cell = statistics.median(
-                json.loads((reports / f"{mode}-{n}" / "results" / cell.replace("/", "__") / "result.json")
-                           .read_text())["timings"]["cell_s"]
-                for n in range(3)
-            )  # fmt: skip
-            theirs = []
-            for n in range(3):
+            wholes, cells, theirs = [], [], []
+            for n in range(SAMPLES):  # interleaved, so that a drift of the machine hits both sides
+                wholes.append(harness(reports, f"{mode}-{n}", [cell]))
+                folder = reports / f"{mode}-{n}" / "results" / cell.replace("/", "__")
+                cells.append(json.loads((folder / "result.json").read_text())["timings"]["cell_s"])
                 work = Path(tmp) / f"bare-{mode}-{n}"
                 work.mkdir()
                 theirs.append(bare(image, mode, work))
             base = statistics.median(theirs)
-            figures.append(
-                Figure(
-                    f"{mode}: harness cell (container start to stored result) / bare QMP script",
-                    per_cell / base,
-                    1.2,
-                    f"{per_cell:.2f}s / {base:.2f}s (median of 3)",
+            for what, values in (
+                ("harness cell (container start to stored result)", cells),
+                ("whole `python -m harness test` for one cell", wholes),
+            ):
+                figures.append(
+                    Figure(
+                        f"{mode}: {what} / bare QMP script",
+                        statistics.median(values) / base,
+                        1.2,
+                        f"{mmm(values)} / {mmm(theirs)}",
+                    )
                 )
-            )
-            figures.append(
-                Figure(
-                    f"{mode}: whole `python -m harness test` for one cell / bare QMP script",
-                    whole / base,
-                    1.2,
-                    f"{whole:.2f}s / {base:.2f}s (median of 3)",
-                )
-            )
         serial = harness(reports, "serial", EIGHT, jobs=1)
         parallel = harness(reports, "parallel", EIGHT, jobs=2)
         figures.append(

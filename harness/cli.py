@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {list,matrix,build,test,report,detect,provision} [options]``.
+"""Command line: ``python -m harness {list,matrix,build,test,report,detect,provision,store} [options]``.
 
 Exit codes: 0 all selected cells passed (or were unsupported); 1 some cell failed or errored; 2 a user
 error (bad matrix, selector matching nothing, ...); 3 an infrastructure error (no Docker engine, disk
@@ -14,17 +14,37 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, MATRICES_DIR, REPORTS_DIR
-from harness.errors import HarnessError
+from harness.config.repo import DEFAULT_MATRIX, MATRICES_DIR, REPORTS_DIR, cache_dir
+from harness.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:
     from harness.pipeline import RunOptions
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    """Print one line of progress. When the reader of stdout has gone (``list | head``), the rest of the
+    output is dropped quietly and the command goes on: what it writes to disk is not cut short."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer between ``low`` and ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
 
 
 def _selection_args(cmd: argparse.ArgumentParser) -> None:
@@ -38,16 +58,49 @@ def _selection_args(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _window(text: str) -> int:
+    """``--history N``: a whole number of runs, at least 1 (this run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of runs (1 or more)")
+    return value
+
+
+def _history_arg(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--history",
+        type=_window,
+        default=14,  # harness.report.trends.DEFAULT_WINDOW (not imported here: the CLI starts light)
+        metavar="N",
+        help="trends over the last N runs of the reports folder, this one included (default 14)",
+    )
+
+
 def _run_args(cmd: argparse.ArgumentParser) -> None:
-    cache = Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR))
-    cmd.add_argument("--cache", type=Path, default=cache, help="sources, builds, ccache (default .cache)")
+    cmd.add_argument(
+        "--cache", type=Path, default=cache_dir(), help="sources, builds, ccache (default .cache)"
+    )
     cmd.add_argument("--reports", type=Path, default=REPORTS_DIR, help="run folders")
     cmd.add_argument(
         "--run-id",
         default=os.environ.get("CPR_RUN_ID"),
         help="run folder name (shared by `build` and `test` of one nox invocation)",
     )
-    cmd.add_argument("--build-jobs", type=int, default=None, help="ninja -j (default: cores)")
+    cmd.add_argument(
+        "--build-jobs",
+        type=_count(1, 1024),
+        default=None,
+        help="ninja jobs in total, shared by builds (default: cores)",
+    )
+    cmd.add_argument(
+        "--parallel-builds",
+        type=_count(1, 64),
+        default=None,
+        help="build cells at once, sharing --build-jobs (default: one per 4 jobs)",
+    )
     cmd.add_argument(
         "--remedy",
         choices=["auto", "off"],
@@ -56,12 +109,27 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
         "(a derived cell <tree>/<profile>+<remedy>, reported beside the failed one)",
     )
     cmd.add_argument(
-        "--jobs", type=int, default=1, help="scenario cells run at once, each in its own container"
+        "--jobs", type=_count(1, 64), default=1, help="scenario cells run at once, each in its own container"
     )
+    cmd.add_argument(
+        "--repeat",
+        type=_count(1, 1000),
+        default=1,
+        help="run each scenario cell N times in its container: every pause is kept, the cell fails if any "
+        "repetition fails; a pause regression needs >= 5 on both runs",
+    )
+    _history_arg(cmd)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the harness's form: ``error: ...`` and a fix, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}\n  fix: see `{self.prog} --help`\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=(__doc__ or "").splitlines()[0])
+    parser = _Parser(prog="python -m harness", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _selection_args(sub.add_parser("list", help="print the expanded cells"))
     for name, text in (
@@ -85,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", type=Path, default=REPORTS_DIR, help="run folders")
     rep.add_argument("--run", default="latest", help="run folder name under --reports (default: latest)")
     rep.add_argument("--baseline", type=Path, default=None, help="compare with this run folder")
+    _history_arg(rep)
     rep.add_argument(
         "--merge",
         type=Path,
@@ -93,12 +162,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="merge these run folders (CI shards), render",
     )
+    rep.add_argument(
+        "--matrix",
+        type=Path,
+        default=None,
+        help="with --merge: the matrix the shards ran; its cells that no shard holds show as not run",
+    )
+    rep.add_argument(
+        "--cells", nargs="+", default=[], metavar="PATTERN", help="with --merge --matrix: the selection"
+    )
     det = sub.add_parser("detect", help="seeded live-update bugs on real QEMU: each must be caught")
     det.add_argument(
         "--image", default="qemu-trixie-backports", help="image name (containers/<name>) or a tag"
     )
-    det.add_argument("--clean-runs", type=int, default=20, help="clean repetitions per mode (default 20)")
-    det.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    det.add_argument(
+        "--clean-runs", type=_count(0, 10000), default=20, help="clean repetitions per mode (default 20)"
+    )
+    det.add_argument("--jobs", type=_count(1, 64), default=1, help="runs in parallel (default 1)")
     det.add_argument("--out", type=Path, default=None, help="results folder (default reports/detect-<time>)")
     det.add_argument("--faults", default="", help="comma-separated fault keys (default: all)")
     det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
@@ -111,10 +191,26 @@ def _parser() -> argparse.ArgumentParser:
         help="where the machine profiles are defined (default matrices/devices.yaml)",
     )  # fmt: skip
     det.add_argument(
-        "--cache", type=Path, default=Path(os.environ.get("CPR_HARNESS_CACHE", CACHE_DIR)),
-        help="where the assembled Linux guest is cached (default .cache)",
-    )  # fmt: skip
+        "--cache",
+        type=Path,
+        default=cache_dir(),
+        help="the cache of the assembled Linux guest (default .cache)",
+    )
     sub.add_parser("provision", help="install and start a Docker engine (root, Debian/Ubuntu)")
+    sto = sub.add_parser("store", help="the offline subproject store: list it, or feed it from matrix trees")
+    sto.add_argument(
+        "action", choices=["list", "add"], help="list: the folders kept; add: fetch trees into it"
+    )
+    sto.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file (add)")
+    sto.add_argument(
+        "--trees", nargs="+", default=[], metavar="NAME", help="trees to fetch (add; default all)"
+    )
+    sto.add_argument(
+        "--cache",
+        type=Path,
+        default=cache_dir(),
+        help="the cache holding the store (default .cache)",
+    )
     return parser
 
 
@@ -130,6 +226,9 @@ def _options(args: argparse.Namespace) -> RunOptions:
         build_jobs=args.build_jobs,
         remedy=args.remedy,
         jobs=args.jobs,
+        history=args.history,
+        repeat=args.repeat,
+        parallel_builds=args.parallel_builds,
     )
 
 
@@ -163,7 +262,12 @@ def _test(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from harness import pipeline
 
-    summary = pipeline.report(args.reports, args.run, args.baseline, args.merge, say=_say)
+    if (args.matrix or args.cells) and not args.merge:
+        raise ConfigError("report: --matrix and --cells go with --merge", hint="add --merge DIR...")
+    expected = pipeline.select(args.matrix, args.cells) if args.matrix else None
+    summary = pipeline.report(
+        args.reports, args.run, args.baseline, args.merge, expected, say=_say, window=args.history
+    )
     return pipeline.exit_code_of(summary)
 
 
@@ -180,6 +284,17 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    if args.action == "list":
+        for line in pipeline.store_lines(args.cache):
+            _say(line)
+        return 0
+    options = pipeline.RunOptions(matrix=args.matrix, cache=args.cache)
+    return pipeline.store_add(options, list(args.trees), say=_say)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": _list,
     "matrix": _matrix,
@@ -188,6 +303,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _report,
     "detect": _detect,
     "provision": _provision,
+    "store": _store,
 }
 
 

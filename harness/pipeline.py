@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import triage
 from harness.build.builder import Builder, BuildOutcome
 from harness.build.guest import GuestBundle, assemble_guest
 from harness.build.remedy import RemedyNotApplicable, derived_cell
+from harness.build.sources import fetch_tree
+from harness.build.subproject_store import SubprojectStore
 from harness.config import cells as mx
-from harness.config.cimatrix import ci_matrix
 from harness.config.matrix import load_matrix
 from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, PATCHES_DIR, REPO_ROOT, REPORTS_DIR
 from harness.config.schema import Matrix
-from harness.engine.containers import Engine
+from harness.engine.containers import Engine, Limits
 from harness.errors import ConfigError, InfraError
 from harness.live.result import ScenarioResult
 from harness.report import console
-from harness.report.merge import merge_runs
 from harness.report.render import RenderSummary, render_run
+from harness.report.trends import DEFAULT_WINDOW
 from harness.run.runner import CellPlan, run_cell
-from harness.store.runs import RunStore, new_run_id, update_latest
+from harness.store.runs import Plan, RunStore, is_run_dir, new_run_id, update_latest
 
 Say = Callable[[str], None]
 
@@ -45,9 +46,12 @@ class RunOptions:
     cache: Path = CACHE_DIR
     reports: Path = REPORTS_DIR
     run_id: str | None = None
-    build_jobs: int | None = None  # ninja -j (default: the matrix's settings.build_jobs, else cores)
+    build_jobs: int | None = None  # ninja -j budget (default: the matrix's settings.build_jobs, else cores)
+    parallel_builds: int | None = None  # build cells at once (None: one per 4 jobs of the budget)
     remedy: str = "off"  # "auto": retry a failed build once with its triage remedy
     jobs: int = 1  # scenario cells at once
+    history: int = DEFAULT_WINDOW  # runs the report's trends cover (this one included)
+    repeat: int = 1  # each scenario cell this many times in its container (pause samples)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Selection:
 class BuildRun:
     store: RunStore
     outcomes: dict[str, BuildOutcome]
+    report: RenderSummary | None = None  # the run folder's report, rendered at the end
 
     @property
     def failed(self) -> list[str]:
@@ -68,18 +73,22 @@ class BuildRun:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1 when a build failed, or when the run's report shows anything that did not pass."""
+        return 1 if self.failed or (self.report is not None and not self.report.ok) else 0
 
 
 @dataclass
 class TestRun:
     builds: BuildRun
     results: list[ScenarioResult]
+    report: RenderSummary | None = None
 
     @property
     def exit_code(self) -> int:
+        """1 when a cell or build did not pass, or when the run's report shows anything that did not."""
         bad = [r for r in self.results if not r.verdict.ok]
-        return 1 if bad or self.builds.failed else 0
+        shown_bad = self.report is not None and not self.report.ok
+        return 1 if bad or self.builds.failed or shown_bad else 0
 
 
 def select(matrix: Path, patterns: list[str]) -> Selection:
@@ -100,6 +109,8 @@ def list_lines(sel: Selection) -> list[str]:
 
 def job_matrix(sel: Selection, fmt: str) -> str:
     """The selected cells as a CI system's job matrix (github, gitlab or json)."""
+    from harness.config.cimatrix import ci_matrix  # only this command needs it (start-up time)
+
     return ci_matrix(sel.matrix, sel.scenarios, sel.builds, fmt)
 
 
@@ -112,18 +123,59 @@ def reproduce_command(matrix: Path, cell_id: str) -> str:
     return shlex.join(["nox", "-s", "test", "--", "--matrix", shown, "--cells", cell_id])
 
 
-def open_store(reports: Path, run_id: str | None) -> RunStore:
-    run_id = run_id or new_run_id()
-    root = reports / run_id
-    root.mkdir(parents=True, exist_ok=True)
-    update_latest(reports, run_id)
-    return RunStore(root)
+def check_run_name(name: str, option: str = "--run-id") -> str:
+    """A run folder name: one plain name under the reports folder (no ``/``, not ``.`` or ``..``)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name.startswith("-"):
+        raise ConfigError(
+            f"{option} {name!r}: not a run folder name (one name under the reports folder)",
+            hint="pass the name of a folder under --reports, e.g. 20261126T130501Z or latest",
+        )
+    return name
+
+
+def plan_of(sel: Selection, command: str, scenarios: bool) -> Plan:
+    """The plan a ``build`` (``scenarios=False``) or ``test`` writes before any work starts."""
+    return Plan(
+        builds=[c.id for c in sel.builds],
+        scenarios=[c.id for c in sel.scenarios] if scenarios else [],
+        commands=[command],
+        matrix=mx.display_path(sel.matrix.path),
+        started_at=new_run_id(),
+    )
+
+
+def open_store(reports: Path, run_id: str | None, plan: Plan, say: Say = print) -> RunStore:
+    """The run folder for ``plan`` (its ``plan.json`` written first), and ``latest`` pointed at it."""
+    store, note = RunStore.open(reports, check_run_name(run_id) if run_id is not None else None, plan)
+    if note:
+        say(note)
+    update_latest(reports, store.run_id)
+    return store
 
 
 def _builder(options: RunOptions, matrix: Matrix, engine: Engine, say: Say) -> Builder:
     options.cache.mkdir(parents=True, exist_ok=True)
     jobs = options.build_jobs or matrix.settings.build_jobs
-    return Builder(engine, options.cache.resolve(), PATCHES_DIR, matrix.path.parent, jobs=jobs, progress=say)
+    limits = Limits(memory_mb=matrix.settings.build_memory_mb, pids=matrix.settings.pids_limit)
+    return Builder(
+        engine,
+        options.cache.resolve(),
+        PATCHES_DIR,
+        matrix.path.parent,
+        jobs=jobs,
+        progress=say,
+        limits=limits,
+    )
+
+
+@contextmanager
+def _report_on_interrupt(store: RunStore, say: Say) -> Iterator[None]:
+    """Ctrl-C: render what the run folder holds (planned cells not finished show ``not run``), re-raise."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        render(store.root, say=say)
+        raise
 
 
 def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) -> BuildOutcome:
@@ -131,6 +183,8 @@ def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) 
     outcome = builder.build(cell)
     store.save_build(outcome.record, cell.id)
     if not outcome.ok:
+        from harness.build import triage  # only failures need it (start-up time)
+
         triage.annotate(
             outcome.record, outcome.failure_output, builder.engine.containers_dir, cell.tree.image
         )
@@ -141,24 +195,26 @@ def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) 
     return outcome
 
 
-def _remedy(
-    builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome, say: Say
-) -> BuildOutcome:
-    """--remedy auto: retry ``cell`` once as ``<tree>/<profile>+<remedy>`` with the triage change applied.
+MAX_REMEDIES = 3  # an old export may need several: its submodules, then a configure flag it lacks, ...
 
-    Both records stay in the run (``remedy_attempt`` on the failed one, ``remedy_of`` on the retry). The
-    retry's outcome stands in for the cell (its scenarios run on it) when it passes."""
+
+def _retry(
+    builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome, say: Say
+) -> tuple[mx.BuildCell, BuildOutcome] | None:
+    """Retry ``cell`` once as ``<tree>/<profile>+<remedy>`` with its triage change applied; None when
+    there is no applicable change. Both records stay in the run (``remedy_attempt`` on the failed one,
+    ``remedy_of`` on the retry)."""
     found = failed.record.triage
     change = found.change if found else None
     if not change or cell.profile is None:
-        return failed
+        return None
     try:
         retry_cell = derived_cell(cell, change)
     except RemedyNotApplicable as exc:
         say(f"  remedy for {cell.id} not applicable: {exc}")
         failed.record.remedy_attempt = {"cell": None, "change": change, "reason": str(exc)}
         store.save_build(failed.record, cell.id)
-        return failed
+        return None
     assert retry_cell.profile is not None and found is not None
     say(f"  remedy: retrying {cell.id} as {retry_cell.id} ({' '.join(retry_cell.profile.configure)})")
     retry = _build_one(builder, store, retry_cell, say)
@@ -177,44 +233,115 @@ def _remedy(
     }
     store.save_build(retry.record, retry_cell.id)
     store.save_build(failed.record, cell.id)
-    if retry.ok:
-        say(f"  REMEDIED {cell.id} -> {retry_cell.id}: make it permanent in profile {cell.profile_name}")
-        return retry
+    return retry_cell, retry
+
+
+def _remedy(
+    builder: Builder, store: RunStore, cell: mx.BuildCell, failed: BuildOutcome, say: Say
+) -> BuildOutcome:
+    """--remedy auto: retry with the triage change applied, and again with the next failure's change,
+    up to :data:`MAX_REMEDIES` retries (``<tree>/<profile>+a``, ``<tree>/<profile>+a+b``, ...). The
+    first retry that passes stands in for the cell (its scenarios run on it)."""
+    current_cell, current = cell, failed
+    for _ in range(MAX_REMEDIES):
+        step = _retry(builder, store, current_cell, current, say)
+        if step is None:
+            break
+        current_cell, current = step
+        if current.ok:
+            say(
+                f"  REMEDIED {cell.id} -> {current_cell.id}: make it permanent in profile {cell.profile_name}"
+            )
+            return current
     return failed
 
 
+def build_slots(budget: int, cells: int, parallel: int | None) -> tuple[int, int]:
+    """(builds at once, ninja jobs each) for ``cells`` build cells under a budget of ``budget`` jobs.
+
+    ``parallel`` None is automatic: one build per 4 jobs of the budget (2 cores: one at a time with
+    -j2; 16: four at once with -j4 each). Never more builds than jobs, nor than cells."""
+    wanted = max(1, budget // 4) if parallel is None else max(1, parallel)
+    slots = max(1, min(wanted, cells, budget))
+    return slots, max(1, budget // slots)
+
+
 def run_builds(
-    builder: Builder, store: RunStore, cells: list[mx.BuildCell], remedy: str = "off", say: Say = print
+    builder: Builder,
+    store: RunStore,
+    cells: list[mx.BuildCell],
+    remedy: str = "off",
+    say: Say = print,
+    parallel: int | None = 1,
 ) -> dict[str, BuildOutcome]:
-    """Build each cell (in order), storing every record; with ``remedy="auto"`` retry failures once."""
+    """Build every cell, storing every record; with ``remedy="auto"`` retry failures with their triage
+    remedies (see :func:`_remedy`).
+
+    Several cells build at once when :func:`build_slots` says so (the builder's ``jobs`` is the budget
+    they share); their lines are then prefixed with the cell id. Ctrl-C removes every container of
+    this run, so that the building threads end at once."""
+    slots, share = build_slots(builder.jobs, len(cells), parallel)
     outcomes: dict[str, BuildOutcome] = {}
-    for number, cell in enumerate(cells, start=1):
-        say(f"[build {number}/{len(cells)}] {cell.id}")
-        outcome = _build_one(builder, store, cell, say)
+
+    def one(number: int, cell: mx.BuildCell) -> BuildOutcome:
+        talk = say if slots == 1 else (lambda line: say(f"[{cell.id}] {line.strip()}"))
+        mine = builder if slots == 1 else builder.share(share, talk)
+        talk(f"[build {number}/{len(cells)}] {cell.id}" + (f" (-j{share})" if slots > 1 else ""))
+        outcome = _build_one(mine, store, cell, talk)
         if not outcome.ok and remedy == "auto":
-            outcome = _remedy(builder, store, cell, outcome, say)
-        outcomes[cell.id] = outcome
-    return outcomes
+            outcome = _remedy(mine, store, cell, outcome, talk)
+        return outcome
+
+    if slots == 1:
+        for number, cell in enumerate(cells, start=1):
+            outcomes[cell.id] = one(number, cell)
+        return outcomes
+    say(f"building {len(cells)} cells, {slots} at a time, -j{share} each (budget {builder.jobs} jobs)")
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="build") as pool:
+        futures = {pool.submit(one, n, cell): cell for n, cell in enumerate(cells, start=1)}
+        try:
+            for future in as_completed(futures):
+                outcomes[futures[future].id] = future.result()
+        except KeyboardInterrupt:
+            builder.engine.remove_own()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return {cell.id: outcomes[cell.id] for cell in cells}
 
 
 def render(
-    run_dir: Path, expected: list[str] | None = None, baseline: Path | None = None, say: Say = print
+    run_dir: Path,
+    expected: list[str] | None = None,
+    baseline: Path | None = None,
+    say: Say = print,
+    window: int = DEFAULT_WINDOW,
 ) -> RenderSummary:
-    summary = render_run(run_dir, baseline=baseline, expected_cells=expected or [])
+    summary = render_run(run_dir, baseline=baseline, expected_cells=expected or [], window=window)
     say(summary.console)
     return summary
+
+
+def _engine_and_builds(
+    options: RunOptions, sel: Selection, store: RunStore, say: Say
+) -> tuple[Engine, dict[str, BuildOutcome]]:
+    """Connect (locks in the cache), remove what killed runs left, then build every selected cell."""
+    engine = Engine.connect(progress=say, lock_dir=options.cache / "locks")
+    engine.remove_orphans()
+    builder = _builder(options, sel.matrix, engine, say)
+    return engine, run_builds(builder, store, sel.builds, options.remedy, say, options.parallel_builds)
 
 
 def build(options: RunOptions, say: Say = print) -> BuildRun:
     """``build``: every selected build cell, records in a run folder, then the report."""
     sel = select(options.matrix, options.cells)
-    store = open_store(options.reports, options.run_id)  # a reports folder problem shows before the engine's
-    engine = Engine.connect(progress=say)
-    engine.remove_orphans()
-    outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    # the plan is written first: a reports folder problem shows before the engine's, and a run that
+    # stops at any point still shows every cell it set out to do
+    store = open_store(options.reports, options.run_id, plan_of(sel, "build", scenarios=False), say)
+    with _report_on_interrupt(store, say):
+        _, outcomes = _engine_and_builds(options, sel, store, say)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
-    render(store.root, say=say)
+    run.report = render(store.root, say=say, window=options.history)
     say(
         f"builds: {len(outcomes) - len(run.failed)} passed ({len(remedied)} after a remedy), "
         f"{len(run.failed)} failed  (records: {mx.display_path(store.root)})"
@@ -225,12 +352,23 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
 def test(options: RunOptions, say: Say = print) -> TestRun:
     """``test``: builds (cache hits are not rebuilt), then every selected scenario cell, then the report.
 
-    KeyboardInterrupt propagates after the report of what finished was rendered (the rest ``not run``)."""
+    KeyboardInterrupt propagates after the report of what finished was rendered (the rest ``not run``);
+    with ``jobs > 1`` the running cells' containers are removed at once (their cells show ``not run``)."""
     sel = select(options.matrix, options.cells)
-    store = open_store(options.reports, options.run_id)
-    engine = Engine.connect(progress=say)
-    engine.remove_orphans()
-    outcomes = run_builds(_builder(options, sel.matrix, engine, say), store, sel.builds, options.remedy, say)
+    store = open_store(options.reports, options.run_id, plan_of(sel, "test", scenarios=True), say)
+    with _report_on_interrupt(store, say):
+        engine, outcomes = _engine_and_builds(options, sel, store, say)
+        return _scenarios(options, sel, store, engine, outcomes, say)
+
+
+def _scenarios(
+    options: RunOptions,
+    sel: Selection,
+    store: RunStore,
+    engine: Engine,
+    outcomes: dict[str, BuildOutcome],
+    say: Say,
+) -> TestRun:
     guest, guest_error = _guest(sel, engine, options.cache, say)
     started = time.monotonic()
     done: list[ScenarioResult] = []
@@ -254,36 +392,35 @@ def test(options: RunOptions, say: Say = print) -> TestRun:
             store.save_scenario(result)
             return result
         plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce, guest)
-        return run_cell(engine, plan, store, sel.matrix.settings)
+        return run_cell(engine, plan, store, sel.matrix.settings, repeat=options.repeat)
 
     def finished(result: ScenarioResult) -> None:
         done.append(result)
         say(console.cell_line(result, len(done), len(sel.scenarios)))
 
-    try:
-        if options.jobs <= 1:
-            for cell in sel.scenarios:
-                say(f"  running {cell.id}")
-                finished(one(cell))
-        else:
-            with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="cell") as pool:
-                futures = [pool.submit(one, cell) for cell in sel.scenarios]
-                try:
-                    for future in as_completed(futures):
-                        finished(future.result())
-                except KeyboardInterrupt:
-                    pool.shutdown(wait=True, cancel_futures=True)  # running cells finish and clean up
-                    raise
-    except KeyboardInterrupt:
-        render(store.root, expected, say=say)  # what finished is in the store; the rest is "not run"
-        raise
+    if options.jobs <= 1:
+        for cell in sel.scenarios:
+            say(f"  running {cell.id}")
+            finished(one(cell))
+    else:
+        pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="cell")
+        try:
+            futures = [pool.submit(one, cell) for cell in sel.scenarios]
+            for future in as_completed(futures):
+                finished(future.result())
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)  # queued cells never start
+            engine.stop()  # running cells' containers go now; their threads end with Stopped
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     order = {cell.id: n for n, cell in enumerate(sel.scenarios)}
     results = sorted(done, key=lambda r: order[r.cell_id])
     store.write_summary(expected)
     for line in console.cells_table(results, time.monotonic() - started, mx.display_path(store.root)):
         say(line)
-    render(store.root, expected, say=say)
-    return TestRun(BuildRun(store, outcomes), results)
+    summary = render(store.root, expected, say=say, window=options.history)
+    return TestRun(BuildRun(store, outcomes, summary), results, summary)
 
 
 def _guest(sel: Selection, engine: Engine, cache: Path, say: Say) -> tuple[GuestBundle | None, str]:
@@ -302,24 +439,71 @@ def report(
     run: str = "latest",
     baseline: Path | None = None,
     merge: list[Path] | None = None,
+    expected: Selection | None = None,
     say: Say = print,
+    window: int = DEFAULT_WINDOW,
 ) -> RenderSummary:
-    """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first."""
+    """``report``: render from stored results only (no Docker, no QEMU); ``merge`` CI shards first.
+
+    ``expected`` (with ``merge``): the cells the merged run must account for; those no shard holds
+    (a shard that never arrived) show as ``not run``."""
     if merge:
-        dest = reports / new_run_id()
-        merged = merge_runs(list(merge), dest)
+        from harness.report.merge import merge_runs  # only this command needs it (start-up time)
+
+        dest = RunStore.create(reports).root
+        plan = plan_of(expected, "merge", scenarios=True) if expected is not None else None
+        merged = merge_runs(list(merge), dest, plan)
         for note in merged.notes:
             say(note)
         update_latest(reports, dest.name)
         run_dir = dest
     else:
-        run_dir = reports / run
+        run_dir = reports / check_run_name(run, "--run")
         if not run_dir.is_dir():
             raise ConfigError(
                 f"no run folder {run_dir}", hint="run `nox -s build test` first, or pass --run NAME"
             )
         run_dir = run_dir.resolve()
-    return render(run_dir, baseline=baseline, say=say)
+        if not is_run_dir(run_dir):
+            raise ConfigError(
+                f"{run_dir} holds no run (no plan.json, results/ or builds/)",
+                hint="pass the name of a folder that `build` or `test` wrote",
+            )
+    return render(run_dir, baseline=baseline, say=say, window=window)
+
+
+def store_lines(cache: Path) -> list[str]:
+    """``python -m harness store list``: what the subproject store holds."""
+    entries = SubprojectStore(cache.resolve()).entries()
+    out = [f"# subproject store {cache / 'store'}: {len(entries)} folder(s)"]
+    for e in entries:
+        pin = e.revision[:12] if e.revision else "-"
+        out.append(
+            f"{e.name:24} {pin:12} {e.digest[7:23]}  QEMU {e.qemu_version:10} {e.files:5} files  {e.origin}"
+        )
+    return out
+
+
+def store_add(options: RunOptions, trees: list[str], say: Say = print) -> int:
+    """``python -m harness store add``: fetch matrix trees (no build) and keep their folders in the store."""
+    m = load_matrix(options.matrix, repo_root=REPO_ROOT)
+    names = trees or [n for n, t in m.trees.items() if t.kind != "prebuilt"]
+    unknown = [n for n in names if n not in m.trees or m.trees[n].kind == "prebuilt"]
+    if unknown:
+        built = ", ".join(n for n, t in m.trees.items() if t.kind != "prebuilt")
+        raise ConfigError(
+            f"{mx.display_path(m.path)}: no fetchable tree {', '.join(unknown)}", hint=f"trees: {built}"
+        )
+    options.cache.mkdir(parents=True, exist_ok=True)
+    cache = options.cache.resolve()
+    engine = Engine.connect(progress=say)
+    store = SubprojectStore(cache)
+    for name in names:
+        tree = m.trees[name]
+        record = fetch_tree(name, tree, cache, engine=engine, base_dir=m.path.parent, progress=say)
+        added = store.harvest(record, say)
+        say(f"store: tree {name}: {len(added)} new folder(s)")
+    return 0
 
 
 def exit_code_of(summary: RenderSummary) -> int:

@@ -6,11 +6,13 @@ import functools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from enginekit import private_engine  # noqa: F401 (fixture of the fault tests)
 from matrixkit import repo  # noqa: F401 (fixture of the matrix tests)
-from sourcekit import server, upstream  # noqa: F401 (fixtures of the source tests)
+from sourcekit import qemu_10_2_tree, server, upstream  # noqa: F401 (fixtures of the source tests)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -30,12 +32,36 @@ ENGINE = _engine_answers()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # a test on the real QEMU tree needs the engine that fetches it
+        if "qemu_10_2_tree" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
     if ENGINE or os.environ.get("CI"):
         return  # in CI a missing engine must fail loudly, not skip
     skip = pytest.mark.skip(reason="no Docker engine answers (nox -s provision)")
     for item in items:
         if "docker" in item.keywords:
             item.add_marker(skip)
+
+
+def _repository_inputs() -> dict[str, tuple[int, int]]:
+    """matrices/ and patches/ and everything under them, with size and mtime (a folder's mtime changes
+    when an entry is made or removed in it, so a file written and deleted again shows too)."""
+    found = {}
+    for folder in ("matrices", "patches"):
+        for path in [REPO / folder, *sorted((REPO / folder).rglob("*"))]:
+            st = path.lstat()
+            found[str(path.relative_to(REPO))] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_inputs_untouched() -> Iterator[None]:
+    """Tests write nothing into the repository's matrices/ or patches/ (they use temporary folders)."""
+    before = _repository_inputs()
+    yield
+    after = _repository_inputs()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into the repository: {changed}"
 
 
 @pytest.fixture(scope="session")

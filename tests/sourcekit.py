@@ -187,3 +187,24 @@ def upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Upstream:
     return Upstream(
         url=str(tmp_path / "up.git"), work=work, sub_url=str(tmp_path / "sub.git"), first=first, second=second
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the real QEMU 10.2.2 tree
+
+
+@pytest.fixture(scope="session")
+def qemu_10_2_tree(cache_dir: Path) -> Path:
+    """The unpacked, unpatched QEMU 10.2.2 tree of the default matrix, obtained through the harness
+    itself (``debian-source`` fetch into the shared cache: a cache hit once fetched). Needs the engine:
+    tests that use it are ``docker`` tests, which fail loudly in CI when no engine answers."""
+    from harness.build.sources import fetch_tree
+    from harness.config.matrix import load_matrix
+    from harness.config.repo import DEFAULT_MATRIX
+    from harness.engine.containers import Engine
+
+    tree = load_matrix(DEFAULT_MATRIX).trees["upstream-10.2"]
+    engine = Engine.connect(progress=quiet)
+    record = fetch_tree("upstream-10.2", tree, cache_dir, engine=engine, progress=quiet)
+    assert record.path is not None and (record.path / "VERSION").read_text().strip() == "10.2.2"
+    return record.path

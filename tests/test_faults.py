@@ -22,13 +22,18 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_harness, store_args
+from enginekit import PrivateEngine
+
+from harness.engine.sandbox import build_user
 
 pytestmark = [pytest.mark.docker, pytest.mark.faults]
 
 FAKE_TREE = REPO / "tests" / "data" / "fake-qemu"
 
 
-def matrix(tmp_path: Path, profile_flags: list[str], extra_trees: str = "", name: str = "m.yaml") -> Path:
+def matrix(
+    tmp_path: Path, profile_flags: list[str], extra_trees: str = "", name: str = "m.yaml", settings: str = ""
+) -> Path:
     flags = "".join(f"      - {flag}\n" for flag in profile_flags) or "      []\n"
     text = (
         "trees:\n"
@@ -36,6 +41,8 @@ def matrix(tmp_path: Path, profile_flags: list[str], extra_trees: str = "", name
         f"{extra_trees}"
         "profiles:\n  p:\n    configure:\n" + flags + "scenarios: [boot]\naccels: [tcg]\n"
     )
+    if settings:
+        text += f"settings:\n{settings}"
     path = tmp_path / name
     path.write_text(text.replace("configure:\n      []\n", "configure: []\n"))
     return path
@@ -50,12 +57,18 @@ def build_record(tmp_path: Path, run_id: str, cell: str) -> dict:
     return json.loads(path.read_text())
 
 
-def containers_of(pid: int) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"label=cpr-harness.owner-pid={pid}", "--format", "{{.ID}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return out.split()
+def containers_of(pid: int, host: str | None = None) -> list[str]:
+    argv = [
+        "docker",
+        *(["-H", host] if host else []),
+        "ps",
+        "-a",
+        "--filter",
+        f"label=cpr-harness.owner-pid={pid}",
+    ]
+    return subprocess.run(
+        [*argv, "--format", "{{.ID}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def run_dirs(pid: int) -> list[str]:
@@ -72,15 +85,16 @@ def no_leaks() -> Iterator[list[int]]:
         assert run_dirs(pid) == [], f"run directories of harness pid {pid} left behind"
 
 
-def start(*args: str) -> subprocess.Popen[str]:
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})  # fmt: skip
 
 
-def wait_for_container(pid: int, timeout: float = 120) -> None:
+def wait_for_container(pid: int, timeout: float = 120, host: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if containers_of(pid):
+        if containers_of(pid, host):
             return
         time.sleep(0.2)
     raise AssertionError(f"harness pid {pid} never started a container")
@@ -104,9 +118,14 @@ def test_sigint_during_build_of_a_locked_down_container(tmp_path: Path, no_leaks
     wait_for_container(proc.pid)
     (info,) = json.loads(subprocess.run(["docker", "inspect", *containers_of(proc.pid)], capture_output=True,
                                         text=True, check=True).stdout)  # fmt: skip
-    assert info["Config"]["User"] == "1000:1000" and not info["HostConfig"]["Privileged"]
-    assert info["HostConfig"]["NetworkMode"] == "none"
-    assert {m["Destination"]: m["RW"] for m in info["Mounts"]}["/src"] is False  # source read-only
+    host = info["HostConfig"]
+    assert info["Config"]["User"] == build_user().spec != "1000:1000" and not host["Privileged"]
+    assert host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and "no-new-privileges" in host["SecurityOpt"]
+    assert host["PidsLimit"] == 4096 and host["Memory"] == 8192 << 20  # the settings' defaults
+    mounts = {m["Destination"]: m for m in info["Mounts"]}
+    assert mounts["/src"]["RW"] is False  # source read-only
+    assert mounts["/ccache"]["Source"] == str(tmp_path / "cache" / "ccache" / "local-fake")  # its own domain
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -203,44 +222,43 @@ def test_configure_failure_is_stage_configure(tmp_path: Path, no_leaks: list[int
     assert record["stage"] == "configure" and any("--fail" in line for line in record["log_tail"])
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="stopping and starting dockerd needs root")
-def test_docker_engine_stopped_mid_build_is_infra(tmp_path: Path) -> None:
+def test_docker_engine_stopped_mid_build_is_infra(tmp_path: Path, private_engine: PrivateEngine) -> None:
     """The engine dies during a build: verdict error at stage infra (not the tree's fault), a clear
-    message, and once the engine is back the next run removes the container the dead one left."""
-    proc = start("build", "--matrix", str(matrix(tmp_path, ["--sleep=60"])), *harness_args(tmp_path, "down"))
-    try:
-        wait_for_container(proc.pid)
-        subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=True)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        subprocess.run([sys.executable, "-m", "harness", "provision"], cwd=REPO, check=True, timeout=180)
+    message, and once the engine is back the next run removes the container the dead one left. The
+    engine is a private dockerd this test started (own sockets and roots); the machine's is untouched."""
+    from conftest import image_tag
+
+    private_engine.load(image_tag("debian-trixie"), "cpr-harness/base:trixie")
+    env = private_engine.env
+    proc = start("build", "--matrix", str(matrix(tmp_path, ["--sleep=60"])), *harness_args(tmp_path, "down"),
+                 env=env)  # fmt: skip
+    wait_for_container(proc.pid, host=private_engine.host)
+    private_engine.stop()
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode in (1, 3), out + err
     assert "Traceback" not in err
     record = build_record(tmp_path, "down", "fake/p")
     assert record["verdict"] == "error" and record["stage"] == "infra", record
     assert "Docker engine" in record["error"]
-    again = run_harness("build", "--matrix", "matrices/smoke.yaml", "--cells", "debian-11.1/prebuilt",
-                        *harness_args(tmp_path, "after"))  # fmt: skip
+    private_engine.start()
+    assert containers_of(proc.pid, private_engine.host), "the dead run's container is still there"
+    again = run_harness("build", "--matrix", str(matrix(tmp_path, [], name="again.yaml")),
+                        *harness_args(tmp_path, "after"), env=env)  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
-    assert containers_of(proc.pid) == [], "the next run removes what the killed engine left"
+    assert containers_of(proc.pid, private_engine.host) == [], "the next run removes what the dead one left"
 
 
 def test_conflicting_patch_names_patch_and_hunk(tmp_path: Path, no_leaks: list[int]) -> None:
-    queue = REPO / "patches" / f"_fault-conflict-{os.getpid()}"
+    queue = tmp_path / "conflict-queue"  # beside the matrix: nothing is written into the repository
     queue.mkdir()
-    try:
-        (queue / "series").write_text("0001-touch-configure.patch\n")
-        (queue / "0001-touch-configure.patch").write_text(
-            "--- a/configure\n+++ b/configure\n@@ -1,3 +1,3 @@\n #!/bin/sh\n-# this line is not in the tree\n"
-            "+# so the hunk cannot apply\n set -eu\n"
-        )
-        m = matrix(tmp_path, []).read_text().replace("    path:", f"    patches: {queue.name}\n    path:", 1)
-        (tmp_path / "m.yaml").write_text(m)
-        done = run_harness("build", "--matrix", str(tmp_path / "m.yaml"), *harness_args(tmp_path, "patch"))
-    finally:
-        for path in sorted(queue.iterdir()):
-            path.unlink()
-        queue.rmdir()
+    (queue / "series").write_text("0001-touch-configure.patch\n")
+    (queue / "0001-touch-configure.patch").write_text(
+        "--- a/configure\n+++ b/configure\n@@ -1,3 +1,3 @@\n #!/bin/sh\n-# this line is not in the tree\n"
+        "+# so the hunk cannot apply\n set -eu\n"
+    )
+    m = matrix(tmp_path, []).read_text().replace("    path:", "    patches: ./conflict-queue\n    path:", 1)
+    (tmp_path / "m.yaml").write_text(m)
+    done = run_harness("build", "--matrix", str(tmp_path / "m.yaml"), *harness_args(tmp_path, "patch"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     record = build_record(tmp_path, "patch", "fake/p")
     assert record["verdict"] == "fail" and record["stage"] == "patch"
@@ -259,3 +277,55 @@ def test_qemu_lacking_a_mode_is_unsupported_not_failed(tmp_path: Path, no_leaks:
                          / "result.json").read_text())  # fmt: skip
     assert result["verdict"] == "unsupported"
     assert "Parameter 'mode' does not accept value 'cpr-exec'" in result["reason"]
+
+
+def test_links_a_hostile_build_plants_are_not_copied(tmp_path: Path, no_leaks: list[int]) -> None:
+    """The tree's build leaves pc-bios/evil.bin -> /etc/passwd and qemu-system-evil -> /etc/shadow:
+    neither reaches the artifacts; the record says what was refused."""
+    proc = start(
+        "build", "--matrix", str(matrix(tmp_path, ["--plant-links"])), *harness_args(tmp_path, "links")
+    )
+    no_leaks.append(proc.pid)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    record = build_record(tmp_path, "links", "fake/p")
+    artifacts = Path(record["artifacts"]["dir"])
+    assert sorted(p.name for p in (artifacts / "share").iterdir()) == ["fake.bin"]
+    assert record["artifacts"]["binaries"] == ["qemu-system-x86_64"]
+    assert (
+        "pc-bios/evil.bin: a symlink" in record["error"] and "qemu-system-evil: a symlink" in record["error"]
+    )
+    assert not any(p.is_symlink() for p in artifacts.rglob("*"))
+
+
+def test_pids_limit_of_the_matrix_stops_a_fork_bomb_in_a_build(tmp_path: Path, no_leaks: list[int]) -> None:
+    m = matrix(tmp_path, ["--forks=500"], settings="  pids_limit: 64\n")
+    proc = start("build", "--matrix", str(m), *harness_args(tmp_path, "forks"))
+    no_leaks.append(proc.pid)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in err
+    record = build_record(tmp_path, "forks", "fake/p")
+    assert record["stage"] == "configure" and any("fork" in line.lower() for line in record["log_tail"])
+
+
+def test_sigint_with_parallel_cells_abandons_the_running_ones(tmp_path: Path, no_leaks: list[int]) -> None:
+    """Ctrl-C with --jobs 2: the cells running at that moment are not waited for (their containers are
+    removed at once), they show as not run, and nothing is left behind."""
+    cells = ["debian-11.1/prebuilt/normal/tcg", "debian-11.1/prebuilt/cpr-reboot/tcg",
+             "debian-11.1/prebuilt/cpr-transfer/tcg", "debian-11.1/prebuilt/cpr-exec/tcg"]  # fmt: skip
+    proc = start("test", "--matrix", "matrices/smoke.yaml", "--jobs", "2", "--cells", *cells,
+                 *harness_args(tmp_path, "par"))  # fmt: skip
+    no_leaks.append(proc.pid)
+    deadline = time.monotonic() + 180
+    running: list[str] = []
+    while len(running) < 2 and time.monotonic() < deadline:
+        running = [w.removeprefix("scenario ") for w in _labels(proc.pid) if w.startswith("scenario ")]
+        time.sleep(0.05)
+    assert len(running) == 2, "two cells never ran at once"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "reports" / "par" / "summary.json").read_text())
+    assert sorted(summary) == sorted(cells)
+    assert all(summary[cell] == "not-run" for cell in running), (running, summary)

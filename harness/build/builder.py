@@ -7,9 +7,12 @@ Flow: image -> fetch source -> patch queue -> build key -> cache hit? -> configu
 * Layout under the cache: ``builds/<key16>/`` with ``build.json`` (written when the build starts and at
   each stage, completed when it ends, so it survives a kill), ``reproduce.sh`` (written before the
   build starts), ``build.log``, ``obj/`` (meson build dir) and ``artifacts/{bin,share}``. Patched trees
-  are shared under ``patched/<digest16>/``; ccache lives in ``ccache/``.
-* The container: non-root uid, source mounted read-only at ``/src``, build dir at ``/build``, ccache at
-  ``/ccache`` (fixed paths, so ccache hits across trees: QEMU compiles with ``-g``), no network.
+  are shared under ``patched/<digest16>/``; ccache lives in ``ccache/<trust domain>/`` (the tree's
+  :meth:`~harness.config.schema.Tree.ccache_domain`: per image, a ``local`` tree alone), so a tree can
+  poison the compiler cache only of trees that share its domain.
+* The container: the dedicated build uid, no capabilities, pids and memory limits, source mounted
+  read-only at ``/src``, build dir at ``/build``, ccache at ``/ccache`` (fixed paths, so ccache hits
+  across trees of one domain: QEMU compiles with ``-g``), no network.
 
 Each stage runs under :meth:`Builder._stage`, which records where the build is; the outcome is decided
 in one place (:meth:`Builder._finish`). The builder does not judge *why* a build failed: triage runs
@@ -24,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,19 +36,22 @@ from typing import IO
 
 from harness.build import patches as patchq
 from harness.build.buildbox import (
-    BUILD_UID,
+    build_dir_for,
     build_env,
     ccache_delta,
     ccache_stats,
-    chown_tree,
     collect_artifacts,
+    give_to_build_user,
     reproduce_script,
     version_in_image,
 )
 from harness.build.sources import fetch_tree
+from harness.build.subproject_store import prepare
 from harness.config.cells import BuildCell
-from harness.engine.containers import ContainerSession, Engine, ImageRef, Mount, RunResult
+from harness.config.matrix import patch_folder
+from harness.engine.containers import ContainerSession, Engine, ImageRef, Limits, Mount, RunResult
 from harness.engine.locks import file_lock
+from harness.engine.sandbox import build_user
 from harness.errors import HarnessError, InfraError
 from harness.live.files import write_json_atomic, write_text_atomic
 from harness.live.vocab import Stage, Verdict
@@ -133,13 +138,19 @@ class Builder:
         base_dir: Path,
         jobs: int | None = None,
         progress: Callable[[str], None] = print,
+        limits: Limits | None = None,
     ) -> None:
         self.engine = engine
+        self.limits = limits or Limits()
         self.cache = cache_dir
         self.patches_dir = patches_dir
         self.base_dir = base_dir
         self.jobs = jobs or os.cpu_count() or 2
         self.progress = progress
+
+    def share(self, jobs: int, progress: Callable[[str], None]) -> Builder:
+        """The same builder with ``jobs`` ninja jobs and its own progress (one of several running at once)."""
+        return Builder(self.engine, self.cache, self.patches_dir, self.base_dir, jobs, progress)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -167,11 +178,15 @@ class Builder:
                         cell.tree_name, cell.tree, self.cache, engine=self.engine, image=image,
                         base_dir=self.base_dir, progress=self.progress,
                     )  # fmt: skip
+                    source = prepare(source, cell.tree.fill_subprojects, self.cache, self.progress)
                     record.durations["fetch_s"] = round(time.monotonic() - t0, 2)
                     record.source = {"digest": source.digest, **source.provenance}
                 with self._stage(record, Stage.PATCH, None):
+                    patches = cell.tree.patches
                     queue = (
-                        patchq.load_queue(self.patches_dir / cell.tree.patches) if cell.tree.patches else None
+                        patchq.load_queue(patch_folder(self.patches_dir, self.base_dir, patches))
+                        if patches
+                        else None
                     )
                 assert cell.profile is not None and source.path is not None
                 key = build_key(
@@ -226,8 +241,8 @@ class Builder:
         pristine: Path,
         queue: patchq.PatchQueue | None,
     ) -> None:
-        obj, ccache = home / "obj", self.cache / "ccache"
-        for folder in (obj, ccache, home / "artifacts"):
+        obj, ccache = home / "obj", self.cache / "ccache" / cell.tree.ccache_domain(cell.tree_name)
+        for folder in (ccache, home / "artifacts"):
             folder.mkdir(parents=True, exist_ok=True)
         with self._stage(record, Stage.PATCH, home):
             source = self._patched_tree(pristine, queue, record)
@@ -235,8 +250,8 @@ class Builder:
             statuses = (record.series or {}).get("statuses", [])
             if any(s["status"] != "applied" for s in statuses):
                 raise StepFailed("a patch did not apply")
-        chown_tree(obj, BUILD_UID)
-        chown_tree(ccache, BUILD_UID)
+        build_dir_for(obj)
+        give_to_build_user(ccache)
         script = reproduce_script(
             cell.id, record.key or "", image, source, record.configure, record.targets, self.jobs
         )
@@ -246,8 +261,13 @@ class Builder:
         with (
             (home / "build.log").open("w", encoding="utf-8") as log,
             self.engine.session(
-                image, mounts=mounts, network=False, user=BUILD_UID, env=build_env(), label=f"build {cell.id}"
-            ) as box,
+                image,
+                mounts=mounts,
+                user=build_user(),
+                env=build_env(),
+                limits=self.limits,
+                label=f"build {cell.id}",
+            ) as box,  # network off
         ):
             record.compiler = (box.exec(["cc", "--version"]).output.splitlines() or [""])[0]
             before = ccache_stats(box)
@@ -264,9 +284,13 @@ class Builder:
                 finally:
                     record.ccache = ccache_delta(before, ccache_stats(box))
             with self._stage(record, Stage.INSTALL, home):
-                binaries = collect_artifacts(obj, home / "artifacts")
+                binaries, refused = collect_artifacts(obj, home / "artifacts")
+                if refused:
+                    record.error = "artifacts refused (not regular files): " + "; ".join(refused)
                 if not binaries:
-                    raise StepFailed("ninja succeeded but produced no qemu-system-* binary")
+                    raise StepFailed(
+                        _join(record.error, "ninja succeeded but produced no qemu-system-* binary")
+                    )
                 record.artifacts = {"dir": str(home / "artifacts"), "binaries": binaries}
                 version = box.exec([f"/build/{binaries[0]}", "--version"])
                 record.qemu_version = version.output.splitlines()[0] if version.output else ""
@@ -276,26 +300,10 @@ class Builder:
     def _patched_tree(self, pristine: Path, queue: patchq.PatchQueue | None, record: BuildRecord) -> Path:
         if queue is None or not queue.patches:
             return pristine
-        digest = hashlib.sha256(f"{record.source['digest']} {queue.digest}".encode()).hexdigest()
-        target = self.cache / "patched" / digest[:16]
-        with file_lock(target.with_suffix(".lock")):
-            done = target.with_suffix(".json")
-            if target.is_dir() and done.is_file():
-                record.series = json.loads(done.read_text())
-                return target
-            self.progress(f"patch: copying tree and applying queue {queue.name} ({len(queue.patches)})")
-            staging = target.with_name(target.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(pristine, staging, symlinks=True)
-            result = patchq.apply_queue(queue, staging)
-            record.series = result.to_json()
-            if not result.ok:
-                shutil.rmtree(staging, ignore_errors=True)
-                return pristine
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-            write_json_atomic(done, record.series)
-            return target
+        tree, record.series = patchq.patched_tree(
+            self.cache / "patched", pristine, queue, str(record.source["digest"]), self.progress
+        )
+        return tree
 
     def _step(
         self,

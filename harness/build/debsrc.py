@@ -2,11 +2,13 @@
 
 Used by :mod:`harness.sources` for ``kind: debian-source`` trees.
 
-The download runs inside the tree's build image (its apt configuration has the ``deb-src`` lines),
-as root, with the cache's temporary directory mounted at ``/out``. apt itself checks the files against
-the signed index; the host then re-checks every file named in the ``.dsc``'s ``Checksums-Sha256``
-section, on the first fetch and on every cache hit. Nothing of Debian's packaging is applied: the
-harness builds the upstream ``.orig.tar.*`` unpatched.
+The download runs inside the tree's build image (its apt configuration has the ``deb-src`` lines), as
+the dedicated fetch user without any capability (apt keeps its package lists in the container's
+``/tmp``), with the cache's temporary directory mounted at ``/out``. apt itself checks the files against
+the signed index; the host then takes only the regular files out of ``/out`` (anything else is removed
+and named) and re-checks every file named in the ``.dsc``'s ``Checksums-Sha256`` section, on the first
+fetch and on every cache hit. Nothing of Debian's packaging is applied: the harness builds the upstream
+``.orig.tar.*`` unpatched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
     from harness.engine.containers import ContainerSession, Engine, ImageRef
 
 _FETCH_INFO = ".cpr-fetch.json"
+# apt as an ordinary user: private package lists and archive cache (created by the first command)
+APT_OPTS = ["-o", "Dir::State::Lists=/tmp/apt/lists", "-o", "Dir::Cache=/tmp/apt/cache",
+            "-o", "Acquire::Check-Valid-Until=false"]  # fmt: skip
 _ORIG_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*_[^_/]+\.orig\.tar\.(xz|gz|bz2|lzma)$")
 
 
@@ -154,7 +160,7 @@ def _tail(output: str, n: int = 15) -> str:
 
 def available_versions(session: ContainerSession, package: str) -> list[str]:
     """Versions of source ``package`` that the image's deb-src indexes list (``apt-cache showsrc``)."""
-    res = session.exec(["apt-cache", "showsrc", package])
+    res = session.exec(["apt-cache", *APT_OPTS, "showsrc", package])
     versions: list[str] = []
     pkg = None
     for ln in res.output.splitlines():
@@ -198,6 +204,22 @@ def _apt_failure(
     return SourceError(f"tree {tree}: apt-get source {spec} failed:\n{_tail(output)}")
 
 
+def _claim(folder: Path) -> None:
+    """Make what the container left in ``folder`` the host's: regular files are kept (owned by the host
+    user), anything else (a link, a folder, a device) is removed. The container has exited."""
+    for entry in os.scandir(folder):
+        st = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        elif os.geteuid() == 0 and st.st_uid != 0:
+            os.lchown(entry.path, os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        os.lchown(folder, os.getuid(), os.getgid())
+
+
 def download(
     tree: str,
     package: str,
@@ -210,26 +232,31 @@ def download(
 ) -> Dsc:
     """``apt-get source --download-only`` into a temp dir, verify, and rename it to ``dest``."""
     from harness.engine.containers import Mount  # lazy: containers needs the docker SDK
+    from harness.engine.sandbox import fetch_user, give_folder
 
     spec = f"{package}={version}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name.replace('%3a', '_')}-", dir=dest.parent))
     try:
         progress(f"tree {tree}: apt-get source {spec} in {image.tag}")
+        user = fetch_user()
+        if os.geteuid() == 0:
+            give_folder(tmp, user)
         with engine.session(
-            image, mounts=[Mount(tmp, "/out")], network=True, user="0:0", label="apt-source"
+            image, mounts=[Mount(tmp, "/out")], network=True, user=user, label="apt-source"
         ) as s:
-            res = s.exec(["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update"])
+            s.exec(["mkdir", "-p", "/tmp/apt/lists/partial", "/tmp/apt/cache/archives/partial"])
+            res = s.exec(["apt-get", *APT_OPTS, "update"])
             if res.exit_code != 0:
                 raise InfraError(
                     f"tree {tree}: apt-get update failed in {image.tag} (exit {res.exit_code}):\n"
                     + _tail(res.output),
                     hint="check the network and the image's apt configuration",
                 )
-            res = s.exec(["apt-get", "source", "--download-only", spec], workdir="/out")
+            res = s.exec(["apt-get", *APT_OPTS, "source", "--download-only", spec], workdir="/out")
             if res.exit_code != 0:
                 raise _apt_failure(s, tree, package, version, res.output)
-            s.exec(["chown", "-R", f"{os.getuid()}:{os.getgid()}", "/out"])
+        _claim(tmp)
         urls = [
             ln.split()[1] for ln in res.output.splitlines() if ln.startswith("Get:") and len(ln.split()) > 1
         ]

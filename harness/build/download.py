@@ -2,13 +2,18 @@
 
 Used by :mod:`harness.sources`. Everything here works on the host; nothing knows about QEMU.
 
-- :func:`download_verified` streams a URL into ``<dest_dir>/<filename>.<random>.part``, retries
-  connection errors and 5xx answers with exponential backoff, checks the sha256 and only then renames
-  the file into place. A file whose digest differs is moved to a ``rejected/`` directory, never used.
-- :func:`extract_tarball` unpacks with ``tarfile``'s ``data`` filter after refusing (outright) members
-  with absolute names, ``..`` components, or device/FIFO types. It extracts into a temporary directory
-  next to the target and renames it into place, so an interrupted extraction never leaves a tree that a
-  later run would reuse.
+- :func:`download_verified` streams a URL (``http(s)://``, or ``file:///absolute/path``) into
+  ``<dest_dir>/<filename>.<random>.part``, retries connection errors and 5xx answers with exponential
+  backoff, checks the sha256 and only then renames the file into place. A file whose digest differs is
+  moved to a ``rejected/`` directory, never used.
+- :func:`extract_tarball` checks every member before anything is written and refuses the archive
+  outright for: an absolute name, a ``..`` component, a device or FIFO, a member whose path passes
+  through a symlink of the archive (or that replaces one), a symlink whose target -- followed through
+  the archive's other symlinks, chains included -- leaves the tree, and a hardlink to anything but an
+  earlier regular file of the archive. These checks do not rely on the ``data`` filter of the running
+  Python (3.11 to 3.13 before their mid-2025 releases follow such chains: CVE-2025-4138, -4330,
+  -4517); the filter is applied on top. It extracts into a temporary directory next to the target and
+  renames it into place, so an interrupted extraction never leaves a tree that a later run would reuse.
 """
 
 from __future__ import annotations
@@ -106,7 +111,28 @@ class _Transient(Exception):
     """A failure worth another attempt (connection error, timeout, 5xx, truncated body)."""
 
 
+def _copy_local(url: str, part: Path, progress: Progress, label: str) -> None:
+    """``file:///path``: copy the local file (no retries: a missing file is the matrix's problem)."""
+    parsed = urllib.parse.urlsplit(url)
+    path = Path(urllib.parse.unquote(parsed.path))
+    if parsed.netloc not in ("", "localhost") or not path.is_absolute():
+        raise SourceError(f"cannot read {url}: use file:///absolute/path", hint="fix the URL in the matrix")
+    try:
+        with path.open("rb") as src, part.open("wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        raise SourceError(
+            f"cannot read {url}: {exc.strerror or exc}", hint="check the path in the matrix"
+        ) from exc
+    progress(f"{label}: {_human(part.stat().st_size)} copied")
+
+
 def _fetch_once(url: str, part: Path, label: str, policy: RetryPolicy, progress: Progress) -> None:
+    if url.startswith("file:"):
+        _copy_local(url, part, progress, label)
+        return
     try:
         resp = requests.get(url, stream=True, timeout=policy.timeout_s)
     except (requests.ConnectionError, requests.Timeout) as exc:
@@ -212,39 +238,99 @@ def download_verified(
 # Extraction
 
 
-def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+def _refuse(archive: Path, name: str, problem: str) -> SourceError:
+    return SourceError(
+        f"refusing to extract {archive}: member {name!r} {problem}",
+        hint="the archive is malformed or malicious; use another source",
+    )
+
+
+def _parts(name: str) -> tuple[str, ...]:
+    """The components of a member name, without ``.`` and empty ones (``a//./b`` -> ``("a", "b")``)."""
+    return tuple(p for p in name.split("/") if p not in ("", "."))
+
+
+class _TreeModel:
+    """What the archive's members make of the tree, to check links before anything is written."""
+
+    MAX_HOPS = 40  # as the kernel's own limit on symlinks followed in one lookup
+
+    def __init__(self) -> None:
+        self.links: dict[tuple[str, ...], str] = {}  # symlink member -> its target
+        self.files: set[tuple[str, ...]] = set()  # regular file members
+        self.seen: set[tuple[str, ...]] = set()  # every member and every folder above one
+
+    def resolve(self, parts: tuple[str, ...]) -> tuple[str, ...] | None:
+        """``parts`` with every symlink of the archive followed, as the kernel would; None when the path
+        leaves the tree (or loops)."""
+        todo, hops = list(reversed(parts)), 0
+        out: list[str] = []
+        while todo:
+            part = todo.pop()
+            if part == "..":
+                if not out:
+                    return None
+                out.pop()
+                continue
+            out.append(part)
+            target = self.links.get(tuple(out))
+            if target is None:
+                continue
+            hops += 1
+            if target.startswith("/") or hops > self.MAX_HOPS:
+                return None
+            out.pop()
+            todo.extend(reversed(_parts(target)))
+        return tuple(out)
+
+    def through_link(self, parts: tuple[str, ...]) -> bool:
+        return any(parts[:n] in self.links for n in range(1, len(parts)))
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path, model: _TreeModel) -> None:
     name = member.name
-    problem = None
     if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute():
-        problem = "has an absolute path"
-    elif ".." in PurePosixPath(name).parts:
-        problem = "has a '..' component"
-    elif member.ischr() or member.isblk() or member.isfifo():
-        problem = "is a device or FIFO"
-    elif member.issym() or member.islnk():
+        raise _refuse(archive, name, "has an absolute path")
+    parts = _parts(name)
+    if ".." in parts:
+        raise _refuse(archive, name, "has a '..' component")
+    if member.ischr() or member.isblk() or member.isfifo():
+        raise _refuse(archive, name, "is a device or FIFO")
+    if model.through_link(parts):
+        raise _refuse(archive, name, "lies behind a symlink of the archive")
+    if parts in model.links or (member.issym() and parts in model.seen):
+        raise _refuse(archive, name, "replaces a symlink (or is a symlink replacing a member or folder)")
+    if member.issym():
         target = member.linkname
-        if target.startswith("/") or (
-            ".." in PurePosixPath(target).parts
-            and not _inside(PurePosixPath(name).parent if member.issym() else PurePosixPath(), target)
-        ):
-            problem = f"is a link pointing outside the tree ({target})"
-    if problem:
-        raise SourceError(
-            f"refusing to extract {archive}: member {name!r} {problem}",
-            hint="the archive is malformed or malicious; use another source",
-        )
+        if target.startswith("/") or not target:
+            raise _refuse(archive, name, f"is a link pointing outside the tree ({target})")
+        model.links[parts] = target
+    elif member.islnk():
+        target_parts = _parts(member.linkname)
+        if member.linkname.startswith("/") or ".." in target_parts or target_parts not in model.files:
+            raise _refuse(
+                archive, name, f"is a hardlink to {member.linkname!r}, not to an earlier file of the archive"
+            )
+        model.files.add(parts)
+    elif member.isreg():
+        model.files.add(parts)
+    model.seen.update(parts[:n] for n in range(1, len(parts) + 1))
 
 
-def _inside(base: PurePosixPath, target: str) -> bool:
-    depth = 0
-    for part in (*base.parts, *PurePosixPath(target).parts):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return False
-        elif part not in ("", "."):
-            depth += 1
-    return True
+def check_members(members: list[tarfile.TarInfo], archive: Path, strip_single_top: bool = True) -> None:
+    """Refuse the archive (SourceError) when a member could write or point outside the tree: the
+    extraction folder, or its single top folder when that becomes the tree (``strip_single_top``)."""
+    model = _TreeModel()
+    for m in members:
+        _check_member(m, archive, model)
+    tops = {parts[0] for parts in model.seen}
+    root: tuple[str, ...] = ()
+    if strip_single_top and len(tops) == 1 and (top := (next(iter(tops)),)) not in model.links:
+        root = top if any(len(parts) > 1 for parts in model.seen) else ()
+    for parts, target in model.links.items():  # every link, followed through all the others
+        resolved = model.resolve((*parts[:-1], *_parts(target)))
+        if resolved is None or resolved[: len(root)] != root:
+            raise _refuse(archive, "/".join(parts), f"is a link pointing outside the tree ({target})")
 
 
 def extract_tarball(archive: Path, target: Path, *, what: str = "", strip_single_top: bool = True) -> Path:
@@ -266,8 +352,7 @@ def extract_tarball(archive: Path, target: Path, *, what: str = "", strip_single
             try:
                 with tarfile.open(archive) as tf:
                     members = tf.getmembers()
-                    for m in members:
-                        _check_member(m, archive)
+                    check_members(members, archive, strip_single_top)
                     tf.extractall(tmp, members=members, filter="data")
             except (tarfile.TarError, EOFError, ValueError) as exc:
                 raise SourceError(

@@ -11,7 +11,12 @@ Used by :mod:`harness.sources` for ``kind: git`` trees (and :func:`run_git` for 
   ``trees/git-<commit[:16]>[-nosub]`` by an atomic rename once the submodules are in.
 - git runs with argv lists only, ``GIT_TERMINAL_PROMPT=0`` and ssh in batch mode: a URL needing
   credentials fails instead of prompting. ``protocol.file.allow=always`` (needed for submodules on
-  local paths since git 2.38.1) is set only when the tree's own URL is a local path.
+  local paths since git 2.38.1) is set only when the tree's own URL is a local path. A URL or ref
+  starting with ``-`` is refused (git would read it as an option).
+- One run at a time works in a mirror: creating and fetching it hold ``git/<hash>.lock`` (in the cache).
+  When git itself finds a lock taken (``index.lock``/``*.lock: File exists``, ``cannot lock ref``: a
+  concurrent git outside the harness, or one that was killed), that is an :class:`InfraError` naming
+  the lock, never a fetch failure of the tree.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.build.download import disk_full_is_infra
+from harness.engine.locks import LockBusy, file_lock
 from harness.errors import InfraError, SourceError
 
 _HEX_FULL = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _HEX_ABBREV = re.compile(r"^[0-9a-f]{7,64}$")
+_GIT_LOCKED = re.compile(r"Unable to create '([^']+\.lock)': File exists|cannot lock ref '([^']+)'")
+MIRROR_LOCK_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,12 @@ def run_git(
             f"{what}: disk full while running {' '.join(argv)} in {cwd}",
             hint=f"free space on the filesystem holding {cwd}",
         )
+    if res.returncode != 0 and (locked := _GIT_LOCKED.search(res.stderr)):
+        raise InfraError(
+            f"{what}: git found a lock taken in {cwd}: {locked.group(1) or locked.group(2)} "
+            f"({last_line(res.stderr)})",
+            hint="another git process works there; if none does, a killed one left the .lock file: remove it",
+        )
     if check and res.returncode != 0:
         raise SourceError(f"{what}: `{' '.join(argv)}` failed: {last_line(res.stderr)}")
     return res
@@ -106,21 +120,23 @@ def fetch(
         raise SourceError(
             f"{what}: kind git needs url and ref", hint=f"set trees.{name}.url and trees.{name}.ref"
         )
+    for key, value in (("url", url), ("ref", ref)):
+        if value.startswith("-"):
+            raise SourceError(
+                f"{what}: {key} {value!r} starts with '-' (git would read it as an option)",
+                hint=f"fix trees.{name}.{key}",
+            )
     allow_file = is_local_url(url)
     mirror = cache_dir / "git" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    with disk_full_is_infra("creating a git mirror", mirror.parent):
-        if not (mirror / "HEAD").is_file():
-            mirror.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=mirror.parent))
-            run_git(["init", "--quiet", "--bare", str(tmp)], what=what)
-            run_git(["remote", "add", "origin", url], cwd=tmp, what=what)
-            try:
-                os.rename(tmp, mirror)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not (mirror / "HEAD").is_file():
-                    raise
-    commit, fetched = _resolve_ref(what, mirror, url, ref, allow_file, progress)
+    try:
+        with file_lock(mirror.with_suffix(".lock"), timeout=MIRROR_LOCK_TIMEOUT_S):
+            _ensure_mirror(what, mirror, url)
+            commit, fetched = _resolve_ref(what, mirror, url, ref, allow_file, progress)
+    except LockBusy as exc:
+        raise InfraError(
+            f"{what}: the git mirror {mirror} stayed locked for {MIRROR_LOCK_TIMEOUT_S:.0f} s ({exc})",
+            hint="another run is fetching into it; wait for it, or stop it",
+        ) from exc
 
     suffix = "" if submodules else "-nosub"
     trees = cache_dir / "trees"
@@ -168,6 +184,22 @@ def fetch(
     return GitCheckout(
         path=target, commit=commit, submodules=subs, describe=describe or commit[:12], fetched=fetched
     )
+
+
+def _ensure_mirror(what: str, mirror: Path, url: str) -> None:
+    with disk_full_is_infra("creating a git mirror", mirror.parent):
+        if (mirror / "HEAD").is_file():
+            return
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=mirror.parent))
+        run_git(["init", "--quiet", "--bare", str(tmp)], what=what)
+        run_git(["remote", "add", "origin", url], cwd=tmp, what=what)
+        try:
+            os.rename(tmp, mirror)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (mirror / "HEAD").is_file():
+                raise
 
 
 def _resolve_ref(

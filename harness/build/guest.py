@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness.engine.containers import Engine, ImageRef, Mount
 from harness.engine.locks import file_lock
+from harness.engine.sandbox import Limits, User
 from harness.errors import InfraError
 from harness.live.files import write_json_atomic
 from harness.live.guest import linux
@@ -144,10 +145,12 @@ def assemble_guest(engine: Engine, cache: Path, progress: Callable[[str], None] 
 
 
 def _assemble(engine: Engine, image: ImageRef, work: Path) -> None:
-    owner = f"{os.getuid()}:{os.getgid()}"
+    """Run the assembly as the harness's own uid (it owns ``work``; no capability is needed: the
+    initramfs holds no device node, its init opens the console once devtmpfs is mounted)."""
     mounts = [Mount(work, "/out"), Mount(linux.INIT_SCRIPT, "/in/init.sh", read_only=True)]
+    user = User(os.getuid(), os.getgid())
     with engine.session(
-        image, mounts=mounts, network=False, user="0:0", env={"OWNER": owner}, label="guest assembly"
+        image, mounts=mounts, network=False, user=user, limits=Limits(2048, 512), label="guest assembly"
     ) as box:
         run = box.exec(["sh", ASSEMBLE, "/out", "/in/init.sh", *linux.MODULES], timeout=600)
     if run.exit_code != 0:

@@ -12,7 +12,9 @@ A queue is a folder ``patches/<name>/``. Its form is detected from the folder's 
   with ``git am`` (authorship, date and message kept as commits); on any other tree with GNU ``patch``.
 
 Every patch is checked before anything is applied: one that names a path outside the tree (absolute, or
-with ``..``) is refused. Application uses argv lists, never a shell. Each patch gets a status
+with ``..``, quoted or not) is refused (:mod:`harness.build.patchpaths`), and right before it is
+applied, one whose files lead through a symlink of the tree out of it fails. Application uses argv
+lists, never a shell. Each patch gets a status
 ``applied``, ``failed`` (with patch's messages and the text of every rejected hunk) or ``skipped``
 (after the first failure).
 
@@ -22,22 +24,25 @@ The queue digest (form, names, strip levels and bytes of every patch, in order) 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from harness.build import patchpaths
 from harness.build.specfile import parse_spec
+from harness.engine.locks import file_lock
 from harness.errors import PatchError
+from harness.live.files import write_json_atomic
 
 FORMS = ("quilt", "mbox", "spec")
 MBOX_SUFFIXES = (".patch", ".mbox", ".eml", ".diff")
-DIFF_PATH = re.compile(r"^(?:---|\+\+\+) (\S+)")
-GIT_HEADER = re.compile(r"^diff --git (\S+) (\S+)")
-GIT_META = re.compile(r"^(?:rename|copy) (?:from|to) (.+)$")
 MBOX_FROM = re.compile(rb"^From \S+ .*\d{4}\s*$|^From [0-9a-f]{40} ", re.M)
 HUNK_FAILED = re.compile(r"Hunk #(\d+) FAILED")
 FILE_LINE = re.compile(r"^(?:checking|patching) file (.+?)\s*$")
@@ -155,7 +160,7 @@ def _load_quilt(folder: Path) -> list[PatchFile]:
             else:
                 raise PatchError(f"{series}:{number}: unknown option {opt!r}", hint="only -pN is supported")
         path = folder / name
-        if not path.is_file() or ".." in PurePosixPath(name).parts:
+        if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts or not path.is_file():
             raise PatchError(f"{series}:{number}: patch {name!r} not found in {folder}")
         patches.append(PatchFile(name=name, path=path, strip=strip))
     return patches
@@ -217,25 +222,35 @@ def check_paths(patch: Path, strip: int) -> None:
 
 
 def check_text(text: str, strip: int, where: str) -> None:
-    """Refuse patch text naming a path outside the tree (``---``/``+++``, git headers, renames)."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        names: list[tuple[str, int]] = []
-        if match := DIFF_PATH.match(line):
-            names = [(match.group(1), strip)]
-        elif match := GIT_HEADER.match(line):
-            names = [(match.group(1), strip), (match.group(2), strip)]
-        elif match := GIT_META.match(line):
-            names = [(match.group(1).strip(), 0)]
-        for raw, level in names:
-            if raw == "/dev/null":
-                continue
-            name = PurePosixPath(raw)
-            parts = name.parts[level:] if not name.is_absolute() else name.parts
-            if name.is_absolute() or ".." in parts or not parts:
-                raise PatchError(
-                    f"{where}:{number}: refers to {raw!r}, outside the tree",
-                    hint="patches may only touch files inside the tree they are applied to",
-                )
+    """Refuse patch text naming a path outside the tree (see :mod:`harness.build.patchpaths`)."""
+    patchpaths.check_text(text, strip, where)
+
+
+def patched_tree(
+    patched_dir: Path, pristine: Path, queue: PatchQueue, source_digest: str, progress: Callable[[str], None]
+) -> tuple[Path, dict[str, Any]]:
+    """The tree ``pristine`` with ``queue`` applied, shared under ``patched_dir/<digest16>/`` (made once,
+    under a lock, by an atomic rename), and the queue's statuses. When a patch fails, the pristine tree
+    is returned with the statuses saying which (nothing half-patched is kept)."""
+    digest = hashlib.sha256(f"{source_digest} {queue.digest}".encode()).hexdigest()
+    target = patched_dir / digest[:16]
+    with file_lock(target.with_suffix(".lock")):
+        done = target.with_suffix(".json")
+        if target.is_dir() and done.is_file():
+            return target, json.loads(done.read_text())
+        progress(f"patch: copying tree and applying queue {queue.name} ({len(queue.patches)})")
+        staging = target.with_name(target.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(pristine, staging, symlinks=True)
+        result = apply_queue(queue, staging)
+        series = result.to_json()
+        if not result.ok:
+            shutil.rmtree(staging, ignore_errors=True)
+            return pristine, series
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        write_json_atomic(done, series)
+        return target, series
 
 
 def apply_queue(queue: PatchQueue, tree: Path) -> QueueResult:
@@ -251,7 +266,12 @@ def apply_queue(queue: PatchQueue, tree: Path) -> QueueResult:
                 PatchStatus(patch.name, "skipped", "an earlier patch failed", [], patch.author)
             )
             continue
-        status = _git_am(patch, tree) if use_git else _patch(patch, tree)
+        try:
+            patchpaths.check_tree(patch.content().decode(errors="replace"), patch.strip, tree, patch.name)
+        except PatchError as exc:
+            status = PatchStatus(patch.name, "failed", exc.message, [], patch.author)
+        else:
+            status = _git_am(patch, tree) if use_git else _patch(patch, tree)
         failed = status.status != "applied"
         result.statuses.append(status)
     return result

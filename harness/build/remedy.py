@@ -3,7 +3,8 @@
 A change (see ``harness/triage_rules.yaml``) has ``name`` (the suffix of the derived profile), and any of
 ``remove_configure`` (options dropped by name), ``add_configure`` (options appended; one replaces the
 profile's own option of the same name, and ``--enable-x``/``--disable-x`` replace each other) and
-``add_cflags`` (merged into ``--extra-cflags``).
+``add_cflags`` (merged into ``--extra-cflags``); ``fill_subprojects: store`` changes the tree instead (its
+required submodule folders are filled from the subproject store, see :mod:`harness.build.subproject_store`).
 The derived profile is ``<profile>+<name>``, its cell ``<tree>/<profile>+<name>``: it has its own
 configure flags, hence its own build key, and sits beside the original in the run's records.
 """
@@ -38,6 +39,12 @@ def apply_change(configure: list[str], change: dict[str, Any]) -> list[str]:
         if arg.startswith(TARGET_EXCLUDE + "=") and any(a.startswith(TARGET_LIST + "=") for a in out):
             out = _drop_targets(out, arg.split("=", 1)[1].split(","))
             continue
+        if arg.startswith(TARGET_EXCLUDE + "="):  # merged with the profile's own exclusions
+            excluded: list[str] = [
+                x for a in out if a.startswith(TARGET_EXCLUDE + "=") for x in a.split("=", 1)[1].split(",")
+            ]
+            excluded += [x for x in str(arg).split("=", 1)[1].split(",") if x not in excluded]
+            arg = TARGET_EXCLUDE + "=" + ",".join(excluded)
         out = [a for a in out if _option_name(a) != _option_name(arg)] + [arg]
     flags = [str(f) for f in change.get("add_cflags", [])]
     if flags:
@@ -65,14 +72,24 @@ def _drop_targets(configure: list[str], excluded: list[str]) -> list[str]:
     return out
 
 
+CONFIGURE_KEYS = ("remove_configure", "add_configure", "add_cflags")
+
+
 def derived_cell(cell: BuildCell, change: dict[str, Any]) -> BuildCell:
-    """The cell ``<tree>/<profile>+<name>`` whose profile has ``change`` applied."""
+    """The cell ``<tree>/<profile>+<name>`` whose profile (or tree) has ``change`` applied."""
     assert cell.profile is not None, "prebuilt cells are not remedied"
-    configure = apply_change(cell.profile.configure, change)
+    tree, configure = cell.tree, list(cell.profile.configure)
+    fill = change.get("fill_subprojects")
+    if fill:
+        if tree.fill_subprojects == fill:
+            raise RemedyNotApplicable(f"tree {cell.tree_name} already has fill_subprojects: {fill}")
+        tree = tree.model_copy(update={"fill_subprojects": str(fill)})
+    if any(change.get(k) for k in CONFIGURE_KEYS) or not fill:
+        configure = apply_change(configure, change)
     suffix = (
         re.sub(r"[^A-Za-z0-9._-]+|-{2,}", "-", str(change.get("name") or "remedy")).strip("-") or "remedy"
     )
     name = f"{cell.profile_name}+{suffix}"
     description = f"{cell.profile_name} with the triage remedy {suffix} (--remedy auto)"
     profile = Profile(description=description, configure=configure, targets=list(cell.profile.targets))
-    return BuildCell(f"{cell.tree_name}/{name}", cell.tree_name, cell.tree, name, profile)
+    return BuildCell(f"{cell.tree_name}/{name}", cell.tree_name, tree, name, profile)

@@ -9,6 +9,8 @@ A rule's ``change`` (e.g. ``{"name": "disable-werror", "add_configure": ["--disa
 ``--remedy auto`` applies to the profile (see :mod:`harness.build.remedy`).
 
 Triage runs after the builder (:func:`annotate`): the builder says where a build stopped, triage says why.
+A compile failure no rule explains is then read against the tree (:mod:`harness.build.target_triage`):
+when one target of a multi-target build causes it, the remedy leaves that target out.
 The rules file ships with the harness: when it does not load, that is a bug of the harness
 (:class:`~harness.errors.InternalError`), not something the user did.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from harness.build import target_triage
 from harness.config import images
 from harness.errors import InternalError
 from harness.live.vocab import Stage, Verdict
@@ -43,7 +46,7 @@ RULE_KEYS = {
     "alternatives",
     "name_patterns",
 }
-CHANGE_KEYS = {"name", "add_configure", "remove_configure", "add_cflags"}
+CHANGE_KEYS = {"name", "add_configure", "remove_configure", "add_cflags", "fill_subprojects"}
 FIRST_ERROR = re.compile(r"\b(error|ERROR|Error)\b[:!]|FAILED:|fatal|undefined reference|Killed")
 
 
@@ -248,6 +251,14 @@ def annotate(record: BuildRecord, output: str, containers_dir: Path, image: str)
         image=image,
         series=record.series,
     )
+    if found.rule == "unclassified" and record.stage in (Stage.COMPILE, Stage.LINK) and record.source_dir:
+        obj = Path(record.log).parent / "obj" if record.log else None
+        by_target = target_triage.analyze(
+            Path(record.source_dir), record.configure, output, record.targets, obj
+        )
+        if by_target is not None:
+            by_target.stage = str(record.stage)
+            found = by_target
     record.triage = found
     if found.stage == Stage.INFRA:
         record.stage, record.verdict = Stage.INFRA, Verdict.ERROR

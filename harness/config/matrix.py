@@ -46,7 +46,7 @@ def load_matrix(path: Path, repo_root: Path | None = None) -> Matrix:
     if repo_root is None:
         parent = path.resolve().parent
         repo_root = parent.parent if parent.name == "matrices" else parent
-    data, lines = yamlpos.load(path.read_text(encoding="utf-8"), shown)
+    data, lines = yamlpos.load(read_text(path, shown), shown)
     if not isinstance(data, dict):
         raise ConfigError(
             f"{shown}:1: the file must be a mapping with at least a 'trees' key",
@@ -69,6 +69,25 @@ def load_matrix(path: Path, repo_root: Path | None = None) -> Matrix:
     if problems:
         raise yamlpos.config_error(shown, lines, problems)
     return m
+
+
+def read_text(path: Path, shown: str) -> str:
+    """The matrix file as text; a file that is not UTF-8 is one ConfigError naming the line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{shown}:{line}: the file is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            hint="save the matrix as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        ) from None
+
+
+def patch_folder(patches_dir: Path, matrix_dir: Path, patches: str) -> Path:
+    """The folder of a tree's ``patches:``: a name under ``patches_dir`` (the repository's ``patches/``),
+    or a path (it holds a ``/``) relative to the matrix file's folder."""
+    return matrix_dir / patches if "/" in patches else patches_dir / patches
 
 
 def _validate(data: dict[str, Any], problems: Problems) -> MatrixFile | None:
@@ -122,8 +141,14 @@ def _check_trees(
             add((f,), f"not used by kind '{t.kind}'", f"remove it (it belongs to kind {kinds})")
         if t.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", t.sha256):
             add(("sha256",), "must be 64 hex digits", "use the hex digest printed by `sha256sum <tarball>`")
-        if t.kind == "tarball" and t.url and not re.match(r"(https?|file)://", t.url):
-            add(("url",), "must be an http(s):// or file:// URL")
+        if t.kind == "tarball" and t.url and not re.match(r"(https?://|file:///)", t.url):
+            add(("url",), "must be an http(s):// URL or a file:///absolute/path URL")
+        for key in ("url", "ref"):
+            value = getattr(t, key)
+            if value is not None and value.strip().startswith("-"):
+                add(
+                    (key,), f"must not start with '-' ({value!r} would be read as an option)", "fix the value"
+                )
         if t.binary is not None and not t.binary.startswith("/"):
             add(("binary",), "must be an absolute path inside the image")
         if t.path is not None and not (base / t.path).is_dir():
@@ -131,9 +156,17 @@ def _check_trees(
         if t.image not in known_images:
             hint = f"known images: {', '.join(known_images) or 'none'}"
             add(("image",), f"unknown image '{t.image}' (no containers/{t.image}/Dockerfile)", hint)
-        if t.patches is not None and t.patches not in patch_dirs:
+        if t.patches is not None and "/" in t.patches:
+            if not patch_folder(root / "patches", base, t.patches).is_dir():
+                hint = "a path with '/' starts at the matrix file's folder; a plain name is patches/<name>/"
+                add(
+                    ("patches",), f"folder not found: {patch_folder(root / 'patches', base, t.patches)}", hint
+                )
+        elif t.patches is not None and t.patches not in patch_dirs:
             hint = f"known patch folders: {', '.join(patch_dirs) or 'none'}"
             add(("patches",), f"no folder patches/{t.patches}/ under {root}", hint)
+        if t.ccache is not None and not NAME_RE.fullmatch(t.ccache):
+            add(("ccache",), f"invalid ccache domain '{t.ccache}'", "use letters, digits and . _ + - only")
         for i, p in enumerate(t.profiles or []):
             if p not in profile_names:
                 add(("profiles", i), f"unknown profile '{p}'", f"known profiles: {', '.join(profile_names)}")
@@ -158,6 +191,14 @@ def _check_names(mf: MatrixFile, known: dict[str, list[str]], problems: Problems
                 problems.add((section, n), f"invalid name '{n}'", "use letters, digits and . _ + - only")
     if "upgrade" in mf.trees:
         problems.add(("trees", "upgrade"), "the tree name 'upgrade' is reserved", "rename the tree")
+    settings = mf.settings
+    if settings.scenario_memory_mb is not None and settings.scenario_memory_mb < settings.shm_mb + 256:
+        need = settings.shm_mb + 256
+        problems.add(
+            ("settings", "scenario_memory_mb"),
+            f"{settings.scenario_memory_mb} MiB cannot hold two guests of {settings.guest_ram_mb} MiB",
+            f"give at least {need} (2 x guest_ram_mb + 512), or leave it out for the default",
+        )
     if PREBUILT in mf.profiles:
         problems.add(("profiles", PREBUILT), "the profile name 'prebuilt' is reserved", "rename it")
     if not known["trees"]:

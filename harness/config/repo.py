@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -11,3 +12,8 @@ MATRICES_DIR = REPO_ROOT / "matrices"
 DEFAULT_MATRIX = MATRICES_DIR / "default.yaml"
 REPORTS_DIR = REPO_ROOT / "reports"
 CACHE_DIR = REPO_ROOT / ".cache"
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``CPR_HARNESS_CACHE`` when set, else the repository's ``.cache``."""
+    return Path(os.environ.get("CPR_HARNESS_CACHE") or CACHE_DIR)

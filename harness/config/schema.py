@@ -19,13 +19,13 @@ from harness.live.vocab import MODES, Accel, Mode
 TreeKind = Literal["tarball", "git", "debian-source", "local", "prebuilt"]
 PREBUILT = "prebuilt"  # profile name of prebuilt trees' build cells
 NAME_RE = re.compile(r"[A-Za-z0-9._+-]+")
-_COMMON = {"kind", "image", "description"}
+_COMMON = {"kind", "image", "description", "ccache"}
 # kind -> (required fields, other allowed fields); anything else set on the tree is an error
 KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "tarball": (("url", "sha256"), ("patches", "profiles")),
-    "git": (("url", "ref"), ("submodules", "patches", "profiles")),
-    "debian-source": (("version",), ("package", "patches", "profiles")),
-    "local": (("path",), ("patches", "profiles")),
+    "tarball": (("url", "sha256"), ("patches", "profiles", "fill_subprojects")),
+    "git": (("url", "ref"), ("submodules", "patches", "profiles", "fill_subprojects")),
+    "debian-source": (("version",), ("package", "patches", "profiles", "fill_subprojects")),
+    "local": (("path",), ("patches", "profiles", "fill_subprojects")),
     "prebuilt": (("binary",), ()),
 }
 
@@ -48,6 +48,16 @@ class Tree(_Model):
     binary: str | None = None
     patches: str | None = None
     profiles: list[str] | None = None
+    # "store": fill required submodule/subproject folders the tree lacks from the subproject store
+    fill_subprojects: Literal["store"] | None = None
+    ccache: str | None = None  # the ccache trust domain (default: see ccache_domain)
+
+    def ccache_domain(self, name: str) -> str:
+        """The ccache folder this tree's builds share: its ``ccache`` key, else its image's, except that a
+        ``local`` tree (a checkout on this machine, whatever it holds) shares with no other tree."""
+        if self.ccache:
+            return self.ccache
+        return f"local-{name}" if self.kind == "local" else f"image-{self.image}"
 
 
 class Profile(_Model):
@@ -90,9 +100,28 @@ class Upgrade(_Model):
 
 
 class Settings(_Model):
-    guest_ram_mb: int = Field(256, ge=16)
-    step_timeout_s: float = Field(60, gt=0)
-    build_jobs: int | None = Field(None, ge=1)
+    """Run settings; every number is bounded (no ``.inf``, NaN or absurd values reach a timer or Docker)
+    and a number must be written as one (``true`` is not 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    guest_ram_mb: int = Field(256, ge=16, le=65536)
+    step_timeout_s: float = Field(60, gt=0, le=3600, allow_inf_nan=False)
+    build_jobs: int | None = Field(None, ge=1, le=1024)
+    # Container limits (harness.engine.sandbox): memory of a build container, of a scenario container
+    # (default: room for two guests, their /dev/shm RAM files and QEMU itself), processes per container.
+    build_memory_mb: int = Field(8192, ge=512, le=1048576)
+    scenario_memory_mb: int | None = Field(None, ge=256, le=1048576)
+    pids_limit: int = Field(4096, ge=64, le=4194304)
+
+    @property
+    def shm_mb(self) -> int:
+        """``/dev/shm`` of a scenario container: both guests' RAM files (cpr-reboot) plus slack."""
+        return 2 * self.guest_ram_mb + 256
+
+    @property
+    def scenario_memory(self) -> int:
+        return self.scenario_memory_mb or 2 * self.shm_mb + 1024
 
 
 class MatrixFile(_Model):

@@ -22,8 +22,10 @@ def engine_error(exc: Exception, doing: str) -> InfraError:
 def connect() -> docker.DockerClient:
     """A client of the engine at ``DOCKER_HOST`` (default: the local socket), after a ping."""
     try:
-        docker.from_env(timeout=15).ping()  # a daemon that hangs is "not answering" too
-        return docker.from_env(timeout=1800)  # the read timeout of streams: ninja may be silent long
+        client = docker.from_env(timeout=15)
+        client.ping()  # a daemon that hangs is "not answering" too
+        client.api.timeout = 1800  # from now on, the read timeout of streams: ninja may be silent long
+        return client
     except ENGINE_ERRORS as exc:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise InfraError(

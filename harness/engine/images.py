@@ -9,10 +9,10 @@ The base line is parsed by :mod:`harness.config.images`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,11 +40,19 @@ class Images:
     """The repository's image recipes, realised on one Docker engine."""
 
     def __init__(
-        self, client: docker.DockerClient, containers_dir: Path, progress: Callable[[str], None]
+        self,
+        client: docker.DockerClient,
+        containers_dir: Path,
+        progress: Callable[[str], None],
+        lock_dir: Path,
     ) -> None:
         self.client = client
         self.containers_dir = containers_dir
         self.progress = progress
+        self.lock_dir = lock_dir  # in the cache, never under a predictable name in /tmp
+
+    def _lock(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.lock_dir / f"{what.replace('/', '_')}.lock")
 
     def recipe_dir(self, name: str) -> Path:
         folder = self.containers_dir / name
@@ -109,7 +117,7 @@ class Images:
             base_tag, base_id = pulled.tag, pulled.id
         recipe = self.recipe_hash(name, base_id)
         tag = f"{LABEL}/{name}:{recipe[:16]}"
-        with file_lock(Path(tempfile.gettempdir()) / f"cpr-harness-image-{name}.lock"):
+        with self._lock(f"image-{name}"):
             found = self._existing(tag)
             if found:
                 return ImageRef(name=name, tag=tag, id=found.id)
@@ -148,7 +156,7 @@ class Images:
     def ensure_root(self, suite: str) -> ImageRef:
         """A plain Debian root filesystem image: ``debian:<suite>`` pulled, else bootstrapped."""
         tag = f"{LABEL}/base:{suite}"
-        with file_lock(Path(tempfile.gettempdir()) / f"cpr-harness-root-{suite}.lock"):
+        with self._lock(f"root-{suite}"):
             found = self._existing(tag)
             if found:
                 return found
@@ -171,7 +179,7 @@ class Images:
         found = self._existing(f"{repository}:{tag}")
         if found:
             return found
-        with file_lock(Path(tempfile.gettempdir()) / f"cpr-harness-pull-{repository.replace('/', '_')}.lock"):
+        with self._lock(f"pull-{repository}"):
             try:
                 self.progress(f"image {name}: trying to pull {repository}:{tag}")
                 image = self.client.images.pull(repository, tag=tag)

@@ -13,9 +13,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.live.driver import run_scenario
 from harness.live.errors import SpecError
 from harness.live.files import write_json_atomic
+from harness.live.repeat import run_repeated
 from harness.live.result import ScenarioResult
 from harness.live.spec import FaultSpec, ScenarioSpec
 
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
         return 2
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a runner timeout: tear down like Ctrl-C
     try:
-        result = run_scenario(spec, faults)
+        result = run_repeated(spec, faults)
     except Exception as exc:  # run_scenario catches scenario errors; this is the last line of defence
         result = ScenarioResult.error(spec.cell_id, f"harness error: {type(exc).__name__}: {exc}")
     write_json_atomic(out, result.to_json())

@@ -32,8 +32,9 @@ class VmConfig:
     accel: str = "tcg"
     machine: str = "q35"  # an upgrade pins the source's versioned type, e.g. pc-q35-10.0
     ram: str = "plain"  # plain: -m only; memfd: shared memfd + aux-ram-share; file: shared named file
-    aux_ram_share: bool = False  # also with a file backend (cpr-transfer, cpr-exec)
     mem_path: Path | None = None  # ram == "file"
+    aux_ram_share: bool = True  # memfd RAM: -machine aux-ram-share=on (QEMU >= 10.0 has the option)
+    file_aux: bool = False  # file RAM in cpr-transfer/cpr-exec (a machine profile's memory: file): the same
     data_dirs: list[str] = field(default_factory=list)
     default_devices: bool = False
     incoming: list[str] = field(default_factory=list)  # one "-incoming" per entry
@@ -67,12 +68,13 @@ def build_argv(cfg: VmConfig) -> list[str]:
     machine = cfg.machine
     argv = [cfg.binary, "-name", "cprguest"]
     if cfg.ram == "memfd":
-        machine += ",memory-backend=ram0,aux-ram-share=on"
+        machine += ",memory-backend=ram0" + (",aux-ram-share=on" if cfg.aux_ram_share else "")
         backend = f"memory-backend-memfd,id=ram0,size={size},share=on"
     elif cfg.ram == "file":
         if cfg.mem_path is None:
             raise ValueError("ram kind 'file' needs mem_path")
-        machine += ",memory-backend=ram0" + (",aux-ram-share=on" if cfg.aux_ram_share else "")
+        aux = cfg.aux_ram_share and cfg.file_aux
+        machine += ",memory-backend=ram0" + (",aux-ram-share=on" if aux else "")
         backend = f"memory-backend-file,id=ram0,size={size},mem-path={_opt(cfg.mem_path)},share=on"
     argv += ["-machine", machine, "-accel", cfg.accel, "-m", size]
     if cfg.ram != "plain":

@@ -88,6 +88,7 @@ class ScenarioContext:
         self.obs: dict[str, SideObservation] = {s: SideObservation(s) for s in (SOURCE, DESTINATION)}
         self.firmware: Path | None = None
         self.machine = "q35"  # pinned to the source's versioned type for upgrade cells
+        self.aux_ram_share = True  # False when a QEMU of the cell lacks the option (live/compat.py)
         self.state_file_bytes: int | None = None
         self.downtime_ms: float | None = None
         self.migrate_started: float | None = None  # monotonic time of the `migrate` command
@@ -154,8 +155,9 @@ class ScenarioContext:
             ram_mb=self.ram_mb,
             accel=self.accel,
             ram=self.ram_kind(),
-            aux_ram_share=self.spec.mode in (Mode.CPR_TRANSFER, Mode.CPR_EXEC),
+            file_aux=self.spec.mode in (Mode.CPR_TRANSFER, Mode.CPR_EXEC),
             mem_path=self.shm_file,
+            aux_ram_share=self.aux_ram_share,
             data_dirs=[self.machine_spec.firmware_dir, *data_dirs] if self.guest.linux else data_dirs,
             default_devices=self.spec.default_devices,
             incoming=incoming or [],

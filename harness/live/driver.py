@@ -6,11 +6,12 @@ bug, Ctrl-C), and always returns a :class:`~harness.live.result.ScenarioResult`.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import traceback
 from datetime import UTC, datetime
 
-from harness.live import checks, guest
+from harness.live import checks, compat, guest
 from harness.live.argv import build_argv, versioned_machine
 from harness.live.context import DESTINATION, SOURCE, ScenarioContext
 from harness.live.errors import EnvironmentLimit, Refused, ScenarioFailed, Unsupported
@@ -69,14 +70,32 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
     result.qemu_version = {str(k): v for k, v in ctx.versions.items()}
     result.timings = dict(ctx.timings)
     result.timings["total_s"] = round(time.monotonic() - ctx.t0, 3)
+    result.timings["guest_ram_mb"] = float(spec.guest_ram_mb)  # what the pause is measured against
     if pause is not None:
         result.timings["pause_ms"] = round(pause, 3)
     if result.checks:
         result.figures = checks.figures(obs)
     if ctx.downtime_ms is not None:
         result.timings["downtime_ms"] = ctx.downtime_ms
+    if ctx.state_file_bytes is not None:
+        result.timings["state_file_bytes"] = float(ctx.state_file_bytes)
     result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     return result
+
+
+async def _learn_capabilities(ctx: ScenarioContext) -> None:
+    """Ask each QEMU of the cell what it supports (live/compat.py): a mode it lacks is ``unsupported``
+    in its own words, before any guest starts; an option it lacks is left out of the argv."""
+    binaries = dict.fromkeys(b for b in (ctx.spec.src_qemu, ctx.spec.dst_qemu) if b)
+    each = ctx.spec.step_timeout_s / (3 * len(binaries))  # a QEMU that hangs is noted, then fails later
+    async with ctx.step("probe QEMU capabilities", "harness"):
+        found = [await asyncio.to_thread(compat.probe, b, each) for b in binaries]
+    for caps in found:
+        ctx.note(f"capabilities of {caps.binary}", json.dumps(caps.to_json(), sort_keys=True))
+        reason = caps.lacks(ctx.spec.scenario)
+        if reason:
+            raise Unsupported(reason)
+    ctx.aux_ram_share = all(caps.aux_ram_share for caps in found)
 
 
 async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
@@ -86,6 +105,7 @@ async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
             problems = spec_problems(ctx.spec, ctx.faults)
             if problems:
                 raise Refused("; ".join(problems))
+            await _learn_capabilities(ctx)
             async with ctx.step("build guest firmware", "harness"):
                 ctx.firmware = await asyncio.to_thread(guest.build_firmware, ctx.work / "guest")
             if ctx.spec.upgrade:

@@ -135,6 +135,7 @@ class ScenarioResult:
     steps: list[Step] = field(default_factory=list)
     qmp: list[QmpRecord] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # total_s, pause_ms, downtime_ms, ...
+    samples: list[dict[str, float]] = field(default_factory=list)  # one per repetition (--repeat)
     qemu_version: dict[str, str] = field(default_factory=dict)  # {"source": ..., "destination": ...}
     logs: dict[str, str] = field(default_factory=dict)  # name -> file name in the cell's result folder
     reproduce: str = ""
@@ -152,6 +153,12 @@ class ScenarioResult:
         """KVM was asked for but the cell ran under TCG."""
         return bool(self.accel_used) and self.accel_used != self.accel
 
+    def pause_samples(self) -> list[float]:
+        """Every repetition's pause (ms); the one pause of a cell run once."""
+        if self.samples:
+            return [s["pause_ms"] for s in self.samples if "pause_ms" in s]
+        return [self.timings["pause_ms"]] if "pause_ms" in self.timings else []
+
     def first_failed_check(self) -> Check | None:
         return next((c for c in self.checks if c.failed), None)
 
@@ -168,6 +175,7 @@ class ScenarioResult:
             "steps": [s.to_json() for s in self.steps],
             "qmp": [q.to_json() for q in self.qmp],
             "timings": dict(self.timings),
+            "samples": [dict(s) for s in self.samples],
             "qemu_version": dict(self.qemu_version),
             "logs": dict(self.logs),
             "reproduce": self.reproduce,
@@ -205,6 +213,11 @@ class ScenarioResult:
             steps=[Step.from_json(s) for s in _list(d, "steps")],
             qmp=[QmpRecord.from_json(q) for q in _list(d, "qmp")],
             timings={str(k): float(v) for k, v in _dict(d, "timings").items() if v is not None},
+            samples=[
+                {str(k): float(v) for k, v in s.items() if isinstance(v, int | float)}
+                for s in _list(d, "samples")
+                if isinstance(s, dict)
+            ],
             qemu_version={str(k): str(v) for k, v in _dict(d, "qemu_version").items()},
             logs={str(k): str(v) for k, v in _dict(d, "logs").items()},
             reproduce=str(d.get("reproduce", "")),

@@ -69,6 +69,7 @@ class ScenarioSpec:
     reproduce: str = ""  # copied into the result
     observe_s: float = 1.0  # how long the guest is watched running on each side
     kvm_unavailable_reason: str = ""  # set by the host runner when it could not lend /dev/kvm
+    repeat: int = 1  # run the scenario this many times in this container (fresh QEMUs each time)
     machine: dict[str, Any] = field(default_factory=dict)  # a MachineSpec; {} = minimal
 
     @property
@@ -104,6 +105,8 @@ class ScenarioSpec:
             )
         if not 0 < spec.step_timeout_s <= 3600 or not 0 <= spec.observe_s <= 600:
             raise SpecError("step_timeout_s must be in (0, 3600] s and observe_s in [0, 600] s")
+        if not 1 <= spec.repeat <= 1000:
+            raise SpecError(f"repeat must be an integer in [1, 1000], not {spec.repeat!r}")
         spec.machine_spec  # noqa: B018 (validates the machine, SpecError naming the key)
         return spec
 

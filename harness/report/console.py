@@ -8,6 +8,7 @@ from harness.live.result import ScenarioResult
 from harness.live.vocab import BUILD_VERDICTS, SCENARIO_VERDICTS, Verdict
 from harness.report.history import Change, History
 from harness.report.junit import clean, first_failure
+from harness.report.trends import Trends
 from harness.report.views import count, label
 from harness.store.build_record import BuildRecord
 
@@ -76,13 +77,24 @@ def console_summary(
     results: list[ScenarioResult],
     builds: dict[str, BuildRecord],
     history: History | None,
+    trends: Trends | None = None,
 ) -> str:
-    """Plain text for the terminal: regressions first, then totals, failures, fixes and new cells."""
+    """Plain text for the terminal: regressions first (new, then still red), totals, failures, fixes."""
     out = []
     if history is not None:
         out.append(f"since {history.baseline}: {len(history.regressions)} regression(s)")
         for c in history.regressions:
             out.append(f"  REGRESSION  {c.kind} {c.cell_id}: {_arrow(c)}")
+        for p in history.pause_regressions:
+            out.append(f"  PAUSE REGRESSION  {p.cell_id}: {p.shift.describe()}")
+    new = {(c.kind, c.cell_id) for c in history.regressions} if history else set()
+    for t in trends.open_regressions() if trends else []:
+        if (t.kind, t.cell_id) not in new and t.red_since and t.before_red:
+            out.append(
+                f"  STILL RED   {t.kind} {t.cell_id}: {label(t.marks[-1].verdict or '')} since "
+                f"{t.red_since.date} (run {t.red_since.run_id}), {label(t.before_red.verdict or '')} "
+                f"on {t.before_red.date}"
+            )
     totals = count((r.verdict for r in results), SCENARIO_VERDICTS)
     out.append(
         f"scenarios: {len(results)} cells: "

@@ -1,4 +1,4 @@
-"""What the report's pages show, prepared from records: grid, chart, cell views, build panels, logs.
+"""What the report's pages show, prepared from records: cell views, build panels, trend strips, logs.
 
 Pure functions of stored records (and of the run folder, for log excerpts and build files); the
 templates in ``templates/`` only lay them out.
@@ -7,16 +7,18 @@ templates in ``templates/`` only lay them out.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from harness.live.files import write_bytes_atomic
 from harness.live.result import ScenarioResult
-from harness.live.vocab import Accel, CellId, Mode, Verdict
-from harness.report.history import History
+from harness.live.vocab import CellId, Verdict
+from harness.report import stats
+from harness.report.history import INFRA, History
 from harness.report.junit import clean, first_failure
+from harness.report.provenance import source_rows
+from harness.report.trends import CellTrend, Trends
 from harness.store.build_record import BuildRecord
 from harness.store.runs import RunStore
 from harness.store.untrusted import read_untrusted
@@ -25,8 +27,7 @@ ICONS = {"pass": "✔", "fail": "✘", "unsupported": "⊘", "error": "⚠", "no
 LABELS = {"not-run": "not run"}
 UNSAFE_SUFFIXES = {".html", ".htm", ".xhtml", ".shtml", ".svg", ".xml", ".mht"}
 LOG_HEAD, LOG_TAIL, LOG_MAX_BYTES = 20, 120, 2 << 20
-SCENARIO_ORDER = tuple(str(m) for m in Mode)
-ACCEL_ORDER = tuple(str(a) for a in Accel)
+SLOT_PX, SPARK_H = 13, 18  # one night in a trend strip and its sparkline; the sparkline's height
 
 
 def label(verdict: str) -> str:
@@ -34,14 +35,74 @@ def label(verdict: str) -> str:
     return LABELS.get(str(verdict), str(verdict))
 
 
-def _order(values: Iterable[str], canonical: tuple[str, ...]) -> list[str]:
-    return sorted(set(values), key=lambda v: (canonical.index(v) if v in canonical else len(canonical), v))
+def _mark_view(verdict: str | None) -> tuple[str, str, str]:
+    """(icon, css class, words) of one night in a strip."""
+    if verdict is None:
+        return "·", "v-absent", "not in this run"
+    if verdict == INFRA:
+        return ICONS["error"], "v-infra", "error of the infrastructure"
+    return ICONS.get(verdict, "?"), f"v-{verdict}", label(verdict)
 
 
-def row_of(cell_id: str) -> str:
-    """The grid row of a scenario cell: its build cell ``tree/profile`` (or ``upgrade/<name>``)."""
-    parts = cell_id.split("/")
-    return "/".join(parts[:-2]) if len(parts) >= 4 else cell_id
+def _sparkline(trend: CellTrend) -> dict[str, Any] | None:
+    """Pause time per night as an inline SVG polyline (broken where a night has no pause); None if none."""
+    points = [(i, m.pause, m.red) for i, m in enumerate(trend.marks) if m.pause is not None]
+    if not points:
+        return None
+    lo, hi = min(p for _, p, _ in points), max(p for _, p, _ in points)
+
+    def y(value: float) -> float:
+        return SPARK_H / 2 if hi == lo else 3 + (SPARK_H - 6) * (hi - value) / (hi - lo)
+
+    dots = [{"x": SLOT_PX * i + SLOT_PX / 2, "y": y(p), "red": red} for i, p, red in points]
+    lines: list[list[str]] = []
+    previous = -2
+    for (i, _, _), dot in zip(points, dots, strict=True):
+        if i - 1 != previous:  # a night without a pause breaks the line
+            lines.append([])
+        lines[-1].append(f"{dot['x']:.1f},{dot['y']:.1f}")
+        previous = i
+    return {
+        "width": SLOT_PX * len(trend.marks),
+        "height": SPARK_H,
+        "lines": [" ".join(line) for line in lines if len(line) > 1],
+        "dots": dots,
+        "lo": lo,
+        "hi": hi,
+        "n": len(points),
+    }
+
+
+def trend_view(trend: CellTrend | None, prefix: str = "") -> dict[str, Any] | None:
+    """A cell's strip (one mark per night), sparkline and red streak; ``prefix`` makes hrefs relative."""
+    if trend is None:
+        return None
+    marks = []
+    for m in trend.marks:
+        icon, css, words = _mark_view(m.verdict)
+        pause = f" · pause {m.pause:.1f} ms" if m.pause is not None else ""
+        marks.append(
+            {
+                "icon": icon,
+                "css": css,
+                "title": f"{m.date} (run {m.run_id}): {words}{pause}",
+                "href": prefix + m.href if m.href else "",
+            }
+        )
+    since, before = trend.red_since, trend.before_red
+    if len(trend.marks) < 2:  # no earlier run in the window: nothing to say about since when
+        since = before = None
+    return {
+        "marks": marks,
+        "spark": _sparkline(trend),
+        "red_since": since.date if since else "",
+        "red_since_run": since.run_id if since else "",
+        "before_red": (before.date, label(before.verdict or "")) if before else None,
+        "regression": trend.regression,
+        "before_window": trend.red_before_window,
+        "first_night": trend.marks[0].date if trend.marks else "",
+        "last_night": trend.marks[-1].date if trend.marks else "",
+    }
 
 
 def count(verdicts: Iterable[str], keys: Iterable[str]) -> dict[str, int]:
@@ -108,19 +169,7 @@ def diff_lines(text: str) -> list[tuple[str, str]] | None:
     return [("file" if i < 2 else kinds.get(ln[:1], "ctx"), ln) for i, ln in enumerate(lines)]
 
 
-def qmp_rows(r: ScenarioResult) -> list[dict[str, Any]]:
-    """The QMP timeline: every message with its offset (ms) from the cell's first message."""
-    if not r.qmp:
-        return []
-    t0 = min(q.t for q in r.qmp)
-    rows = []
-    for q in sorted(r.qmp, key=lambda q: q.t):
-        data = json.dumps(q.data, ensure_ascii=False, sort_keys=True) if q.data else ""
-        rows.append({"ms": (q.t - t0) * 1000, "side": q.side, "kind": q.kind, "name": q.name, "data": data})
-    return rows
-
-
-def cell_view(r: ScenarioResult, history: History | None) -> dict[str, Any]:
+def cell_view(r: ScenarioResult, history: History | None, trends: Trends | None = None) -> dict[str, Any]:
     change = history.status(r.cell_id) if history else None
     return {
         "id": r.cell_id,
@@ -129,34 +178,13 @@ def cell_view(r: ScenarioResult, history: History | None) -> dict[str, Any]:
         "href": f"cells/{CellId(r.cell_id).folder()}.html",
         "duration": r.timings.get("total_s"),
         "pause": r.timings.get("pause_ms"),
+        "spread": stats.spread(r.pause_samples()) if len(r.pause_samples()) > 1 else {},
         "fallback": r.accel_used if r.fell_back else "",
         "why": "" if r.verdict is Verdict.PASS else clean(first_failure(r)),
         "change": change[0] if change else "",
         "before": label(change[1].before or "") if change else "",
+        "trend": trend_view(trends.of(r.cell_id) if trends else None),
     }
-
-
-def grid(views: list[dict[str, Any]], results: list[ScenarioResult]) -> dict[str, Any]:
-    by_id = {v["id"]: v for v in views}
-    rows = sorted({row_of(r.cell_id) for r in results}, key=lambda k: (k.startswith("upgrade/"), k))
-    scenarios = _order((str(r.scenario) for r in results), SCENARIO_ORDER)
-    accels = _order((str(r.accel) for r in results), ACCEL_ORDER)
-    cols = [
-        (s, a) for s in scenarios for a in accels if any(r.scenario == s and r.accel == a for r in results)
-    ]
-    cells = {(row_of(r.cell_id), str(r.scenario), str(r.accel)): by_id[r.cell_id] for r in results}
-    spans = [(s, sum(1 for c in cols if c[0] == s)) for s in scenarios]
-    return {"rows": rows, "cols": cols, "spans": [x for x in spans if x[1]], "cells": cells}
-
-
-def chart(views: list[dict[str, Any]]) -> dict[str, Any]:
-    bars = [v for v in views if v["pause"] is not None]
-    top = max((v["pause"] for v in bars), default=0.0) or 1.0
-    label_w, bar_w, row_h = 330, 460, 22
-    items = [
-        {"view": v, "y": 24 + i * row_h, "w": max(1.0, bar_w * v["pause"] / top)} for i, v in enumerate(bars)
-    ]
-    return {"items": items, "x0": label_w, "bar_w": bar_w, "height": 34 + len(bars) * row_h, "top": top}
 
 
 def _copy_build_files(store: RunStore, cell_id: str, record: BuildRecord) -> dict[str, str]:
@@ -183,7 +211,22 @@ def _copy_build_files(store: RunStore, cell_id: str, record: BuildRecord) -> dic
     return hrefs
 
 
-def build_view(store: RunStore, cell_id: str, record: BuildRecord, history: History | None) -> dict[str, Any]:
+def _build_summary(record: BuildRecord) -> str:
+    """The one line a collapsed build panel shows: QEMU version, cache hit or time, image."""
+    parts = [record.qemu_version or ""]
+    total = record.durations.get("total_s")
+    if record.cache_hit:
+        parts.append("cache hit")
+    elif total is not None:
+        parts.append(f"built in {float(total):.0f} s")
+    if record.image is not None:
+        parts.append(f"image {record.image.name}")
+    return " · ".join(p for p in parts if p)
+
+
+def build_view(
+    store: RunStore, cell_id: str, record: BuildRecord, history: History | None, trends: Trends | None = None
+) -> dict[str, Any]:
     change = history.status(cell_id, "build") if history else None
     raw = record.to_json()
     return {
@@ -193,11 +236,13 @@ def build_view(store: RunStore, cell_id: str, record: BuildRecord, history: Hist
         "label": label(record.verdict),
         "why": clean(record.why()) if not record.ok else "",
         "r": raw,
-        "source": record.source,
+        "source": source_rows(record.source, record.ok),
+        "summary": _build_summary(record),
         "series": record.series,
         "triage": raw.get("triage"),
         "tail": clean("\n".join(record.log_tail)),
         "files": _copy_build_files(store, cell_id, record),
         "change": change[0] if change else "",
         "before": label(change[1].before or "") if change else "",
+        "trend": trend_view(trends.of(cell_id, "build") if trends else None),
     }

@@ -21,7 +21,7 @@ from harness.config import images
 from harness.config.cells import ScenarioCell
 from harness.config.repo import CONTAINERS_DIR
 from harness.config.schema import Machine, Settings
-from harness.engine.containers import Engine, Mount
+from harness.engine.containers import Engine, Limits, Mount
 from harness.errors import InfraError
 from harness.live.kvm import kvm_problem
 from harness.live.machine import MINIMAL
@@ -105,7 +105,7 @@ def guest_provenance(m: Machine, guest: GuestBundle | None) -> dict[str, str]:
 
 
 def cell_spec(
-    plan: CellPlan, settings: Settings, src_bin: str, dst_bin: str, dst_dirs: list[str]
+    plan: CellPlan, settings: Settings, src_bin: str, dst_bin: str, dst_dirs: list[str], repeat: int = 1
 ) -> ScenarioSpec:
     cell = plan.cell
     machine, _ = machine_spec(cell.machine_name, cell.machine, plan.guest)
@@ -121,12 +121,15 @@ def cell_spec(
         guest_ram_mb=settings.guest_ram_mb,
         step_timeout_s=settings.step_timeout_s,
         reproduce=plan.reproduce,
+        repeat=repeat,
         observe_s=LINUX_OBSERVE_S if cell.machine.guest == "linux" else 1.0,
         machine=machine,
     )
 
 
-def run_cell(engine: Engine, plan: CellPlan, store: RunStore, settings: Settings) -> ScenarioResult:
+def run_cell(
+    engine: Engine, plan: CellPlan, store: RunStore, settings: Settings, repeat: int = 1
+) -> ScenarioResult:
     """Run one scenario cell in its own container; always returns a stored result."""
     cell = plan.cell
     target = plan.target or plan.source
@@ -145,9 +148,10 @@ def run_cell(engine: Engine, plan: CellPlan, store: RunStore, settings: Settings
         image = plan.source.image if name == plan.source.image.name else target.image
     src_bin, mounts, _ = _role_binary(plan.source, "src")
     dst_bin, dst_mounts, dst_dirs = _role_binary(target, "dst") if plan.target else (src_bin, [], [])
-    ram_mb = cell.machine.ram_mb or settings.guest_ram_mb
+    shm_mb = 2 * (cell.machine.ram_mb or settings.guest_ram_mb) + 256  # a machine's RAM, else settings'
+    limits = Limits(memory_mb=settings.scenario_memory_mb or 2 * shm_mb + 1024, pids=settings.pids_limit)
     try:
-        spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs)
+        spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs, repeat)
         guest_mounts = machine_spec(cell.machine_name, cell.machine, plan.guest)[1]
     except InfraError as exc:
         result = engine_failure(cell.id, exc)
@@ -165,8 +169,9 @@ def run_cell(engine: Engine, plan: CellPlan, store: RunStore, settings: Settings
             spec,
             mounts=[*mounts, *dst_mounts, *guest_mounts],
             kvm=cell.accel is Accel.KVM and not kvm_note,
-            shm_mb=2 * ram_mb + 256,
-            dest=store.cell_dir(cell.id),
+            shm_mb=shm_mb,
+            limits=limits,
+            dest=store.cell_path(cell.id),
             label=f"scenario {cell.id}",
         )
         result = run.result

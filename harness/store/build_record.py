@@ -206,6 +206,14 @@ class BuildRecord:
         )
 
     @classmethod
+    def not_run(cls, cell: str, why: str) -> BuildRecord:
+        """Stands in for a planned build that never started."""
+        tree, _, profile = cell.partition("/")
+        return cls(
+            cell=cell, tree=tree, kind="", profile=profile, verdict=Verdict.NOT_RUN, stage=None, error=why
+        )
+
+    @classmethod
     def unreadable(cls, cell: str, why: str) -> BuildRecord:
         """Stands in for a ``build.json`` that is missing or corrupt."""
         return cls(cell=cell, tree="", kind="", profile="", verdict=Verdict.ERROR, stage=None, error=why)

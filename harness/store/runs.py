@@ -2,15 +2,21 @@
 
 A run folder ``reports/<run-id>/`` holds::
 
-    plan.json                               the cells the run set out to do (written first)
+    plan.json                               the cells the run set out to do (written before any work)
     results/<cell folder>/result.json       one ScenarioResult per scenario cell (+ its logs beside it)
     builds/<cell folder>/build.json         one BuildRecord per build cell
     summary.json                            {scenario cell id: verdict}
 
 ``<cell folder>`` is :meth:`CellId.folder`. Every file is written atomically; a file that is
 nevertheless missing or corrupt (a run killed mid-way, a disk full) loads as a record with verdict
-``error`` naming the file, so a report still renders. Run ids are UTC timestamps and sort in time order;
-``reports/latest`` is a relative symlink to the newest run.
+``error`` naming the file, so a report still renders; a planned cell with no record at all loads as
+``not-run``, so what a run never did shows as such (also when the report is rendered again later, or
+merged). Run ids are UTC timestamps and sort in time order; ``reports/latest`` is a relative symlink to
+the newest run.
+
+A run id given again (``--run-id``, ``CPR_RUN_ID``) continues that folder only when the earlier command
+planned nothing the new one does not redo (``build`` then ``test`` of one ``nox -s build test``); any
+other earlier run is kept apart: the new run gets ``<run-id>-2`` (:meth:`RunStore.open`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +69,64 @@ def update_latest(reports_dir: Path, run_id: str) -> Path:
     return link
 
 
+@dataclass
+class Plan:
+    """The cells a run set out to do (``plan.json``), written before the first build starts."""
+
+    builds: list[str] = field(default_factory=list)
+    scenarios: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # "build", "test", "merge" (in order)
+    matrix: str = ""
+    started_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commands": list(self.commands),
+            "matrix": self.matrix,
+            "started_at": self.started_at,
+            "builds": list(self.builds),
+            "scenarios": list(self.scenarios),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Plan:
+        """Read a ``plan.json`` object; ValueError when it is not one (a cell id that is not one, too)."""
+        if not isinstance(d, dict):
+            raise ValueError("a plan must be a JSON object")
+
+        def cells(key: str) -> list[str]:
+            value = d.get(key) or []
+            if not isinstance(value, list):
+                raise ValueError(f"plan: {key} must be a list")
+            return [str(CellId(str(c))) for c in value]
+
+        commands = d.get("commands") or []
+        return cls(
+            builds=cells("builds"),
+            scenarios=cells("scenarios"),
+            commands=[str(c) for c in commands] if isinstance(commands, list) else [],
+            matrix=str(d.get("matrix") or ""),
+            started_at=str(d.get("started_at") or ""),
+        )
+
+    def covers(self, earlier: Plan) -> bool:
+        """Whether this plan redoes everything ``earlier`` planned (so it may continue its folder)."""
+        return not earlier.scenarios and set(earlier.builds) <= set(self.builds)
+
+    def union(self, other: Plan) -> Plan:
+        return Plan(
+            builds=_ordered_union(self.builds, other.builds),
+            scenarios=_ordered_union(self.scenarios, other.scenarios),
+            commands=[*self.commands, *other.commands],
+            matrix=self.matrix or other.matrix,
+            started_at=self.started_at or other.started_at,
+        )
+
+
+def _ordered_union(first: list[str], second: list[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any(
         (path / name).exists() for name in (RESULTS_JSON, SUMMARY_FILE, PLAN_FILE, "results", "builds")
@@ -91,15 +156,48 @@ class RunStore:
             return cls(root)
         raise FileExistsError(f"{reports_dir}: too many runs named {base}")
 
+    @classmethod
+    def open(cls, reports_dir: Path, run_id: str | None, plan: Plan) -> tuple[RunStore, str]:
+        """The run folder for a command that plans ``plan``, with the plan written into it first.
+
+        No ``run_id``: a new folder. A ``run_id`` whose folder is new or empty: that folder. One whose
+        folder holds an earlier run: continued when ``plan`` redoes all it planned (``build`` then
+        ``test``), else the earlier run is kept apart and this one goes to ``<run-id>-2`` (or ``-3``...).
+        Returns the store and a note for the user ("" when nothing needs saying)."""
+        note = ""
+        if run_id is None:
+            store = cls.create(reports_dir)
+        else:
+            existing = cls(Path(reports_dir) / run_id)
+            earlier = existing.read_plan()
+            if not is_run_dir(existing.root):
+                existing.root.mkdir(parents=True, exist_ok=True)
+                store = existing
+            elif earlier is not None and plan.covers(earlier):
+                store, plan = existing, earlier.union(plan)
+            else:
+                store = cls.create(reports_dir, run_id)
+                note = (
+                    f"run folder {existing.root} already holds an earlier run; it is kept as it is, "
+                    f"and this run is {store.run_id}"
+                )
+        store.write_plan(plan)
+        return store, note
+
     @property
     def run_id(self) -> str:
         return self.root.name
 
     # -- where --------------------------------------------------------------------------------------
 
+    def cell_path(self, cell_id: str) -> Path:
+        """``results/<cell folder>/``, not created: it appears only with the cell's first output, so a
+        cell abandoned before that still reads as ``not run``."""
+        return self.results_dir / CellId(cell_id).folder()
+
     def cell_dir(self, cell_id: str) -> Path:
         """``results/<cell folder>/``: where the result and the cell's logs live (created)."""
-        d = self.results_dir / CellId(cell_id).folder()
+        d = self.cell_path(cell_id)
         d.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -120,6 +218,18 @@ class RunStore:
         write_json_atomic(path, record.to_json())
         return path
 
+    def write_plan(self, plan: Plan) -> Path:
+        path = self.root / PLAN_FILE
+        write_json_atomic(path, plan.to_json())
+        return path
+
+    def read_plan(self) -> Plan | None:
+        """The run's plan; None when it has none (older runs) or it is unreadable."""
+        try:
+            return Plan.from_json(self.read_json(PLAN_FILE))
+        except ValueError:
+            return None
+
     def write_summary(self, expected_cells: Iterable[str] = ()) -> Path:
         """``summary.json``: ``{scenario cell id: verdict}`` for the scenarios of this run."""
         summary = {r.cell_id: str(r.verdict) for r in self.load_scenarios(expected_cells)}
@@ -138,8 +248,9 @@ class RunStore:
                         found.append((CellId.from_folder(d.name), d))
         return found
 
-    def load_builds(self) -> dict[str, BuildRecord]:
-        """``{build cell id: record}``; an unreadable record becomes an ``error`` record naming the file."""
+    def load_builds(self, expected_cells: Iterable[str] = ()) -> dict[str, BuildRecord]:
+        """``{build cell id: record}``; an unreadable record becomes an ``error`` record naming the file,
+        an expected cell without a folder a ``not-run`` record."""
         out: dict[str, BuildRecord] = {}
         for cell_id, d in self._cells(self.builds_dir):
             rel = d.relative_to(self.root) / BUILD_FILE
@@ -150,7 +261,10 @@ class RunStore:
             except (OSError, ValueError, TypeError) as e:
                 record = BuildRecord.unreadable(cell_id, f"{rel} is truncated or corrupt: {e}")
             out[str(cell_id)] = record
-        return out
+        for cell in expected_cells:
+            if cell not in out:
+                out[cell] = BuildRecord.not_run(cell, NOT_RUN_REASON)
+        return dict(sorted(out.items()))
 
     def load_scenario(self, cell_id: str) -> ScenarioResult:
         """The stored result of one cell; missing or corrupt -> a verdict ``error`` result naming the file."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.build.buildbox import reproduce_script
 from harness.build.builder import build_key
 from harness.engine.containers import ImageRef
+from harness.engine.sandbox import build_user
 
 BASE = {
     "source_digest": "sha256:" + "a" * 64,
@@ -50,4 +51,5 @@ def test_reproduce_script_quotes_flags() -> None:
     )
     assert "'/cache/src dir':/src:ro" in text
     assert "rm -rf /'" in text  # the whole flag stays one quoted word inside sh -c
-    assert "--network none" in text and "--user 1000:1000" in text
+    assert "--network none" in text and f"--user {build_user().spec}" in text and "1000:1000" not in text
+    assert "--cap-drop ALL" in text and "--security-opt no-new-privileges" in text

@@ -78,6 +78,16 @@ def test_derived_cell_has_its_own_name_and_flags() -> None:
     assert odd.profile_name == "werror+without-disable-download"
 
 
+def test_fill_from_store_changes_the_tree_not_the_profile() -> None:
+    cell = _cell(LEAN)
+    derived = derived_cell(cell, {"name": "store", "fill_subprojects": "store"})
+    assert derived.id == "t/werror+store" and derived.tree.fill_subprojects == "store"
+    assert derived.profile is not None and derived.profile.configure == LEAN
+    assert cell.tree.fill_subprojects is None  # the matrix's own tree is unchanged
+    with pytest.raises(RemedyNotApplicable, match="already has fill_subprojects: store"):
+        derived_cell(derived, {"name": "store", "fill_subprojects": "store"})
+
+
 class FakeBuilder:
     """Fails every cell whose flags hold --enable-werror with gcc's -Werror output, passes the others.
 
@@ -87,6 +97,7 @@ class FakeBuilder:
 
     def __init__(self) -> None:
         self.built: list[str] = []
+        self.jobs = 2
         self.engine = type("Engine", (), {"containers_dir": CONTAINERS_DIR})()
 
     def build(self, cell: BuildCell) -> BuildOutcome:
@@ -120,6 +131,34 @@ def test_remedy_auto_retries_once_and_keeps_both_records(
     assert records["t/werror+disable-werror"]["remedy_of"]["configure_before"][-1] == "--enable-werror"
     out = capsys.readouterr().out
     assert "cause: warning treated as error" in out and "REMEDIED t/werror -> t/werror+disable-werror" in out
+
+
+class OldConfigureBuilder(FakeBuilder):
+    """Like FakeBuilder, and its configure also rejects --disable-download (a 6.2-era tree)."""
+
+    def build(self, cell: BuildCell) -> BuildOutcome:
+        assert cell.profile is not None
+        if "--enable-werror" not in cell.profile.configure and "--disable-download" in cell.profile.configure:
+            self.built.append(cell.id)
+            record = BuildRecord(
+                cell.id, cell.tree_name, "local", cell.profile_name, Verdict.FAIL, Stage.CONFIGURE
+            )
+            return BuildOutcome(cell.id, record, None, None, "ERROR: unknown option --disable-download")
+        return super().build(cell)
+
+
+def test_remedies_chain_until_the_build_passes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = RunStore(tmp_path / "run")
+    builder = OldConfigureBuilder()
+    outcomes = pipeline.run_builds(builder, store, [_cell([*LEAN, "--enable-werror"])], "auto")  # type: ignore[arg-type]
+    final = "t/werror+disable-werror+without-disable-download"
+    assert builder.built == ["t/werror", "t/werror+disable-werror", final]
+    assert outcomes["t/werror"].ok and outcomes["t/werror"].cell_id == final
+    records = {k: r.to_json() for k, r in store.load_builds().items()}
+    assert records["t/werror+disable-werror"]["remedy_attempt"]["cell"] == final
+    assert records[final]["remedy_of"]["rule"] == "unknown-option"
+    assert "--disable-download" not in records["t/werror+disable-werror"]["remedy_attempt"]["configure"]
+    assert f"REMEDIED t/werror -> {final}" in capsys.readouterr().out
 
 
 def test_remedy_off_does_not_retry(tmp_path: Path) -> None:
@@ -157,13 +196,10 @@ scenarios: [boot]
 """
 
 
-def _bait_patch(cache: Path) -> str:
+def _bait_patch(tree: Path) -> str:
     import difflib
 
-    trees = [v.parent for v in (cache / "trees").glob("*/VERSION") if v.read_text().strip() == "10.2.2"]
-    if not trees:
-        pytest.skip("no unpacked QEMU 10.2.2 tree in the cache")
-    old = (trees[0] / BAIT_HEADER).read_text()
+    old = (tree / BAIT_HEADER).read_text()
     new = old.replace("#endif", BAIT + "#endif", 1)
     lines = difflib.unified_diff(
         old.splitlines(True), new.splitlines(True), f"a/{BAIT_HEADER}", f"b/{BAIT_HEADER}"
@@ -174,7 +210,7 @@ def _bait_patch(cache: Path) -> str:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_deliberate_werror_failure_is_classified_and_remedied(
-    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, cache_dir: Path, qemu_10_2_tree: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from harness.build.builder import Builder
     from harness.config import cells as mx
@@ -187,7 +223,7 @@ def test_deliberate_werror_failure_is_classified_and_remedied(
     (root / "containers").symlink_to(REPO / "containers")
     queue = root / "patches" / "qemu-ds-bait"
     shutil.copytree(REPO / "patches" / "qemu-ds", queue)
-    (queue / "0002-werror-bait.patch").write_text(_bait_patch(cache_dir))
+    (queue / "0002-werror-bait.patch").write_text(_bait_patch(qemu_10_2_tree))
     with (queue / "series").open("a") as series:
         series.write("0002-werror-bait.patch\n")
     matrix_path = root / "matrices" / "bait.yaml"
@@ -221,3 +257,44 @@ def test_deliberate_werror_failure_is_classified_and_remedied(
     index = (store.root / "index.html").read_text()
     assert "upstream-10.2/werror+disable-werror" in index and "Remedy:" in index
     assert "upstream-10.2/werror" in summary.console
+
+
+class SharingBuilder(FakeBuilder):
+    """FakeBuilder that also records the ninja jobs each concurrent build got."""
+
+    def __init__(self, jobs: int = 4, parent: SharingBuilder | None = None) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.root = parent or self
+        self.shares: list[int] = []
+
+    def share(self, jobs: int, progress):  # type: ignore[no-untyped-def]
+        child = SharingBuilder(jobs, self.root)
+        child.built = self.root.built
+        self.root.shares.append(jobs)
+        return child
+
+
+def test_build_slots_split_one_budget() -> None:
+    assert pipeline.build_slots(2, 3, None) == (1, 2)  # 2 cores: one build at a time, -j2
+    assert pipeline.build_slots(16, 3, None) == (3, 5)  # 16 cores, 3 cells: 3 at once, -j5 each
+    assert pipeline.build_slots(16, 10, None) == (4, 4)
+    assert pipeline.build_slots(2, 3, 2) == (2, 1) and pipeline.build_slots(2, 3, 8) == (2, 1)
+    assert pipeline.build_slots(8, 1, 4) == (1, 8)
+
+
+def test_parallel_builds_share_the_budget_and_keep_cells_apart(tmp_path: Path) -> None:
+    builder = SharingBuilder(jobs=4)
+    cells = [_cell(LEAN), _cell([*LEAN, "--enable-werror"])]
+    cells[0] = BuildCell("a/lean", "a", cells[0].tree, "lean", cells[0].profile)
+    lines: list[str] = []
+    outcomes = pipeline.run_builds(builder, RunStore(tmp_path), cells, "auto", lines.append, parallel=2)  # type: ignore[arg-type]
+    assert list(outcomes) == ["a/lean", "t/werror"]  # cell order, whatever finished first
+    assert builder.shares == [2, 2] and sorted(builder.built) == [
+        "a/lean",
+        "t/werror",
+        "t/werror+disable-werror",
+    ]
+    assert outcomes["t/werror"].cell_id == "t/werror+disable-werror"  # the remedy ran in its thread
+    assert any(line.startswith("building 2 cells, 2 at a time, -j2 each") for line in lines)
+    assert all(line.startswith(("[a/lean] ", "[t/werror] ", "building ")) for line in lines), lines

@@ -13,7 +13,7 @@ from sourcekit import T, Upstream, git, quiet
 from harness.build.sources import (
     fetch_tree,
 )
-from harness.errors import SourceError
+from harness.errors import InfraError, SourceError
 
 
 def test_git_branch_with_submodules(upstream: Upstream, tmp_path: Path) -> None:
@@ -105,3 +105,45 @@ def test_git_submodule_failure_is_source_error(upstream: Upstream, tmp_path: Pat
         fetch_tree("g", T(kind="git", url=upstream.url, ref="main"), tmp_path / "c", progress=quiet)
     assert "submodules" in ei.value.message and "submodules: false" in (ei.value.hint or "")
     assert not list((tmp_path / "c" / "trees").iterdir())
+
+
+# --- option-like values and locks (issue 16) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "ref"), [("--upload-pack=touch pwned host:repo", "main"), (None, "--output=pwned")]
+)
+def test_urls_and_refs_that_read_as_options_are_refused(
+    upstream: Upstream, tmp_path: Path, url: str | None, ref: str
+) -> None:
+    with pytest.raises(SourceError, match="starts with '-'"):
+        fetch_tree("g", T(kind="git", url=url or upstream.url, ref=ref), tmp_path / "c", progress=quiet)
+    assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
+
+
+def test_a_lock_git_finds_taken_is_infra_not_the_trees_fault(upstream: Upstream, tmp_path: Path) -> None:
+    """A git killed mid-fetch leaves ``<ref>.lock``: the next fetch of that ref is an infrastructure
+    error naming the lock, not "the tree cannot be fetched"."""
+    cache = tmp_path / "cache"
+    fetch_tree("g", T(kind="git", url=upstream.url, ref="main"), cache, progress=quiet)
+    (mirror,) = (p for p in (cache / "git").iterdir() if p.is_dir())
+    (ref_file,) = (mirror / "refs" / "cpr").iterdir()
+    ref_file.with_name(ref_file.name + ".lock").write_text("")
+    git(upstream.work, "commit", "-q", "--allow-empty", "-m", "three")  # main moves: the ref must update
+    git(upstream.work, "push", "-q", upstream.url, "HEAD:main")
+    with pytest.raises(InfraError) as info:
+        fetch_tree("g", T(kind="git", url=upstream.url, ref="main"), cache, progress=quiet)
+    assert "lock taken" in info.value.message and ".lock" in info.value.message
+
+
+def test_a_mirror_another_run_holds_is_infra_after_the_wait(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.build import gitsrc
+    from harness.engine.locks import file_lock
+
+    cache = tmp_path / "cache"
+    mirror = cache / "git" / hashlib.sha256(upstream.url.encode()).hexdigest()[:16]
+    monkeypatch.setattr(gitsrc, "MIRROR_LOCK_TIMEOUT_S", 0.3)
+    with file_lock(mirror.with_suffix(".lock")), pytest.raises(InfraError, match="stayed locked"):
+        gitsrc.fetch("g", upstream.url, "main", cache, progress=quiet)

@@ -150,7 +150,7 @@ def test_gitlab_child_pipeline(name: str, tmp_path: Path) -> None:
     assert sorted(ran) == sorted(every)
     report = doc["report"]
     assert {n["job"] for n in report["needs"]} == set(jobs)
-    assert any("--merge" in line for line in report["script"])
+    assert any("--merge" in line and '--matrix "$CPR_MATRIX" --cells' in line for line in report["script"])
     assert report["artifacts"]["expire_in"] and report["artifacts"]["reports"]["junit"]
     child = tmp_path / "child-pipeline.yml"
     child.write_text(text)
@@ -208,7 +208,7 @@ def test_github_workflow() -> None:
     assert upload["with"]["retention-days"] and upload["if"] == "always()"
     assert upload["with"]["name"] == "reports-${{ matrix.shard }}"
     assert report["needs"] == ["plan", "cells"]
-    assert "nox -s report -- --merge shards/*" in _steps_text(report)
+    assert 'nox -s report -- --merge "${shards[@]}" --matrix "$MATRIX_FILE"' in _steps_text(report)
     assert any(s.get("uses", "").startswith("actions/download-artifact@") for s in report["steps"])
     assert all("timeout-minutes" in job for job in doc["jobs"].values())
     _schema_check("vendor.github-workflows", WORKFLOW)

@@ -54,7 +54,7 @@ def test_smoke_matrix_against_real_repo() -> None:
 def test_nightly_matrix(shipped_root: Path) -> None:
     m = load_matrix(REPO / "matrices" / "nightly.yaml", repo_root=shipped_root)
     builds, scens = mx.build_cells(m), mx.scenario_cells(m)
-    assert len(builds) == 11  # issue 5 added openeuler-24.03-src/openeuler (src-openEuler spec form)
+    assert len(builds) == 15  # issue 15: distro profile on the openEuler lines, bookworm's 7.2
     assert "openeuler-8.2/openeuler" in ids(builds) and "upstream-10.2.0/werror" in ids(builds)
     assert not [
         s for s in scens if s.build.tree_name.startswith("openeuler") and s.scenario == "cpr-transfer"
@@ -62,7 +62,10 @@ def test_nightly_matrix(shipped_root: Path) -> None:
     assert not [s for s in scens if s.build.profile_name == "werror" and s.scenario.startswith("cpr-")]
     ups = [s for s in scens if s.target is not None]
     assert len(ups) == 4 * 2 + 1 * 2 and ups[0].id == "upgrade/release-to-master/normal/tcg"
-    assert len(scens) == 90 + 4 * 2  # openeuler-24.03-src/openeuler: 4 scenarios (no cpr-transfer) x 2
+    assert len(scens) == 90 + 4 * 2 + 2 * 4 * 2 + 2 * 5 * 2  # + openeuler distro cells, debian-7.2
+    for name in ("openeuler-8.2", "openeuler-6.2"):  # exports are filled offline, in the distro-like image
+        assert m.trees[name].fill_subprojects == "store" and m.trees[name].image == "debian-bookworm-distro"
+    assert "--enable-bpf" in m.profiles["distro"].configure
     assert m.trees["openeuler-24.03-src"].patches == "src-openeuler-qemu-24.03"
     assert m.trees["upstream-10.2.0"].sha256 and len(m.trees["upstream-10.2.0"].sha256 or "") == 64
     seed = m.profiles["openeuler"].configure
@@ -71,7 +74,7 @@ def test_nightly_matrix(shipped_root: Path) -> None:
     assert ids(builds) == ["upstream-10.2.0/lean", "upstream-master/lean"]
 
 
-@pytest.mark.parametrize("name", ["default", "smoke", "nightly"])
+@pytest.mark.parametrize("name", ["default", "smoke", "nightly", "store"])
 def test_shipped_matrices_load_against_the_real_repo(name: str) -> None:
     if name == "nightly" and not (REPO / "containers" / "debian-bookworm" / "Dockerfile").is_file():
         pytest.skip("containers/debian-bookworm is not in the repository yet")

@@ -14,7 +14,7 @@ from harness.errors import InfraError
 
 def _engine(root: Path = CONTAINERS_DIR) -> Images:
     """The image recipes alone: these tests need no engine (the client is never used)."""
-    return Images(client=None, containers_dir=root, progress=lambda line: None)  # type: ignore[arg-type]
+    return Images(client=None, containers_dir=root, progress=lambda line: None, lock_dir=Path("/nonexistent"))  # type: ignore[arg-type]
 
 
 def test_shared_files_are_part_of_every_context() -> None:
@@ -54,3 +54,22 @@ def test_one_parser_of_the_base_line(tmp_path: Path) -> None:
 def test_unknown_image_names_the_known_ones() -> None:
     with pytest.raises(InfraError, match="use one of: .*debian-trixie"):
         _engine().recipe_dir("no-such-image")
+
+
+def test_every_image_gives_the_driver_qemu_qmp() -> None:
+    """Scenarios run in the image a tree was built in: every recipe (itself or a base it derives from)
+    installs qemu.qmp, from the distribution or as a wheel whose sha256 is checked."""
+    import hashlib
+    import re
+
+    from harness.config import images as recipes
+
+    containers = CONTAINERS_DIR
+    for name in recipes.image_names(containers):
+        chain = recipes.lineage(containers, name)
+        texts = [(containers / n / "Dockerfile").read_text() for n in chain]
+        assert any("python3-qemu-qmp" in t or "import qemu.qmp" in t for t in texts), name
+        for n, text in zip(chain, texts, strict=True):
+            for pinned, wheel in re.findall(r'echo "([0-9a-f]{64})\s+/tmp/wheels/(\S+\.whl)"', text):
+                real = hashlib.sha256((containers / n / wheel).read_bytes()).hexdigest()
+                assert real == pinned, f"containers/{n}/{wheel}: sha256 {real}, pinned {pinned}"

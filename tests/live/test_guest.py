@@ -96,12 +96,10 @@ def _docker_ok() -> bool:
 def test_build_firmware_in_the_run_image(tmp_path):
     if not _docker_ok():
         pytest.skip(f"no Docker engine or no image {image_tag('qemu-trixie-backports')}")
-    code = (
-        "from pathlib import Path; from harness.live import guest; print(guest.build_firmware(Path('/work')))"
-    )
+    code = "from pathlib import Path; from harness.live import guest; print(guest.build_firmware(Path('/w')))"
     proc = subprocess.run(
         ["docker", "run", "--rm", "-v", f"{REPO}/harness/live:/opt/cpr-harness/harness/live:ro",
-         "-v", f"{tmp_path}:/work",
+         "-v", f"{tmp_path}:/w",
          "-e", "PYTHONPATH=/opt/cpr-harness", "-e", "PYTHONDONTWRITEBYTECODE=1",
          image_tag("qemu-trixie-backports"), "python3", "-c", code],
         capture_output=True, text=True, check=False, timeout=120,

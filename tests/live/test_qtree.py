@@ -70,3 +70,22 @@ def test_device_tree_check_is_strict_for_one_binary_and_tolerant_across_versions
     assert passed.verdict == "pass" and "1 new" in passed.observed
     grown = SOURCE + '  dev: ide-hd, id ""\n'
     assert checks.check_device_tree(_obs(SOURCE, grown, upgrade=True)).verdict == "fail"
+
+
+def test_qemu_7_2_info_qtree_parses_like_current_ones() -> None:
+    """Real `info qtree` of bookworm's QEMU 7.2 (q35, -nodefaults), as the driver read it."""
+    from conftest import DATA
+
+    from harness.live.checks.devices import qtree_devices
+
+    text = (DATA / "qtree" / "qemu-7.2.0-q35-nodefaults.txt").read_text()
+    nodes = qtree.parse(text)
+    devices = [path for path in nodes if path[-1].startswith("dev: ")]
+    assert len(devices) == 31 == sum(qtree_devices(text).values())
+    hpet = next(props for path, props in nodes.items() if path[-1] == 'dev: hpet, id ""')
+    assert hpet["timers"] == "3 (0x3)" and "mmio" not in hpet  # "mmio a/b" lines are not properties
+    assert qtree.compare_versions(text, text).same_devices
+    newer = qtree.compare_versions(
+        text, text.replace("    timers = 3 (0x3)\n", "    timers = 3 (0x3)\n    x-new = 1\n")
+    )
+    assert newer.same_devices and newer.added == ['dev: hpet, id "": x-new']

@@ -114,3 +114,38 @@ def test_infrastructure_errors_are_not_regressions(tmp_path: Path) -> None:
     now = Verdicts({"t/p/normal/tcg": INFRA}, {"t/p": INFRA})
     history = compare(now, before, tmp_path)
     assert history.regressions == [] and len(history.changed) == 2
+
+
+def test_pause_regression_needs_repeated_samples_on_both_runs(tmp_path: Path) -> None:
+    """Five repetitions a night: +50 % is flagged apart from verdict regressions; +5 % and one sample
+    a side are not."""
+    from harness.live.result import ScenarioResult
+    from harness.report.render import render_run
+    from harness.store.runs import RunStore
+
+    def night(run: str, pauses: dict[str, list[float]]) -> Path:
+        store = RunStore(tmp_path / run)
+        for mode, values in pauses.items():
+            r = ScenarioResult(
+                f"t/p/{mode}/tcg", mode, "tcg", verdict="pass", timings={"pause_ms": values[0]}
+            )
+            if len(values) > 1:
+                r.samples = [
+                    {"pause_ms": v, "repetition": i + 1, "passed": 1.0} for i, v in enumerate(values)
+                ]
+            store.save_scenario(r)
+        return store.root
+
+    before = {"normal": [10.0, 10.2, 9.9, 10.1, 10.0], "cpr-exec": [50, 51, 49, 50, 52], "cpr-reboot": [40]}
+    after = {
+        "normal": [15.0, 15.3, 14.9, 15.2, 15.1],
+        "cpr-exec": [52, 53, 51, 52, 54],
+        "cpr-reboot": [400.0],
+    }
+    night("20261101T020000Z", before)
+    now = night("20261102T020000Z", after)
+    summary = render_run(now)
+    assert summary.history is not None and summary.history.regressions == []  # verdicts did not change
+    assert [p.cell_id for p in summary.history.pause_regressions] == ["t/p/normal/tcg"]
+    assert "PAUSE REGRESSION  t/p/normal/tcg: median 10.0 -> 15.1 ms (+51 %)" in summary.console
+    assert 'id="pause-regressions"' in (now / "index.html").read_text()

@@ -161,7 +161,7 @@ def test_build_panels_copy_log_and_reproduce(rendered) -> None:
     html = rendered.index.read_text()
     assert 'href="builds/broken-git__lean/reproduce.sh"' in html
     panel = html[html.index('data-build="broken-git/lean"') :]
-    panel = panel[: panel.index('</div>\n<div class="panel"')]
+    panel = panel[: panel.index('</details>\n<details class="panel"')]
     for text in (
         "failed at stage",
         "configure",

@@ -1,8 +1,11 @@
 """The dashboard in a real browser: Debian's chromium, headless (``.ci/run`` installs it).
 
-Opens index.html from disk, screenshots it, checks the grid's cells and verdicts in the rendered DOM,
-follows a grid link to a cell page, and proves that a ``<script>`` planted in a QEMU log does not run
-(a control page shows the same script does run when it is not escaped) and stays visible as text.
+Opens index.html from disk, checks the grid's cells and verdicts in the rendered DOM, follows a grid link
+to a cell page, and proves that a ``<script>`` planted in a QEMU log does not run (a control page shows
+the same script does run when it is not escaped) and stays visible as text. At a laptop's 1366x768 no page
+overflows horizontally (measured in the laid-out page over the DevTools protocol, see ``browserkit``), and
+the screenshots in docs/ are taken here: ``CPR_DOCS_SCREENSHOTS=1 pytest tests/report/test_report_browser.py``
+writes them.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
+from browserkit import Browser
 from conftest import DATA, REPO
 
+from harness.live.result import ScenarioResult
 from harness.report.render import render_run
+from harness.store.build_record import BuildRecord
+from harness.store.runs import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 RUNS = DATA / "runs"
@@ -107,16 +114,6 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def test_screenshot(run_dir: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "index.png"
-    _chromium(tmp_path, "--window-size=1400,2200", f"--screenshot={shot}", (run_dir / "index.html").as_uri())
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a page with content, not blank
-    keep = REPO / "tests" / ".artifacts"
-    if keep.is_dir():  # opt-in: `mkdir tests/.artifacts` to look at the screenshot
-        shutil.copy(shot, keep / "index.png")
-
-
 def test_grid_cells_and_verdicts_in_the_browser(run_dir: Path, tmp_path: Path) -> None:
     dom = _dom(tmp_path, (run_dir / "index.html").as_uri())
     assert dom.title == f"cpr-harness run {CURRENT}"
@@ -157,3 +154,103 @@ def test_control_the_planted_script_would_run_unescaped(tmp_path: Path) -> None:
     )
     dom = _dom(tmp_path, page.as_uri())
     assert dom.title == "PWNED" and "pwned" in dom.ids
+
+
+NIGHTLY = DATA / "nightly"
+RED_CELL = "upgrade__debian-10.0-to-upstream-10.2__cpr-transfer__tcg"
+LAPTOP = (1366, 768)
+DOCS = REPO / "docs"
+SHOTS = {"report-dashboard.png": "index.html", "report-cell-fail.png": f"cells/{RED_CELL}.html"}
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The five stored nights, each rendered in turn; the last one's folder."""
+    reports = tmp_path_factory.mktemp("nightly")
+    shutil.copytree(NIGHTLY, reports, dirs_exist_ok=True)
+    nights = sorted(p for p in reports.iterdir() if p.is_dir())
+    for night in nights:
+        render_run(night)
+    return nights[-1]
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A matrix far wider than today's: long tree names, machine profiles and option sets in the ids."""
+    store = RunStore(tmp_path_factory.mktemp("wide") / "20261207T020000Z")
+    scenarios = ("boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec")
+    for tree in (
+        "openeuler-qemu-6.2-with-a-long-branch-name/lean",
+        "upstream-master-nightly/debug-sanitizers",
+    ):
+        store.save_build(BuildRecord.from_json({"cell": tree, "verdict": "pass"}))
+        for s in scenarios:
+            for extra in ("", "/virtio", "/virtio/mapped-ram", "/ovmf/multifd-4-channels"):
+                for accel in ("tcg", "kvm"):
+                    cell = f"{tree}/{s}{extra}/{accel}"
+                    r = ScenarioResult(cell, s, accel, verdict="fail" if "multifd" in extra else "pass")
+                    r.timings = {"total_s": 2.0, "pause_ms": 1.5}
+                    r.reason = "x" * 300 if r.verdict == "fail" else ""
+                    store.save_scenario(r)
+    render_run(store.root)
+    return store.root
+
+
+def _overflow(tmp_path: Path, page: Path) -> dict[str, object]:
+    with Browser(tmp_path / f"profile-{page.stem}") as browser:
+        browser.open(page.as_uri(), *LAPTOP)
+        return browser.overflow()
+
+
+@pytest.mark.parametrize(
+    "which",
+    ["nightly:index.html", f"nightly:cells/{RED_CELL}.html", "stored:index.html", "wide:index.html"],
+)
+def test_no_horizontal_overflow_at_laptop_width(
+    which: str, nightly: Path, run_dir: Path, wide: Path, tmp_path: Path
+) -> None:
+    folder, page = which.split(":")
+    root = {"nightly": nightly, "stored": run_dir, "wide": wide}[folder]
+    pages = [root / page]
+    if folder == "wide":  # and one of its cell pages, with a long reason
+        pages.append(next((root / "cells").glob("*multifd*")))
+    for path in pages:
+        m = _overflow(tmp_path, path)
+        assert m["body_scroll"] <= m["body_client"] and m["doc_scroll"] <= m["doc_client"], (path.name, m)
+        assert m["over"] == [], (path.name, m)
+
+
+def test_overflow_measure_can_fail(tmp_path: Path) -> None:
+    """Control: a page with one element wider than the viewport is caught by the same measurement."""
+    page = tmp_path / "wide.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><title>w</title></head><body><table><tr><td>"
+        + "unbreakable" * 300
+        + "</td></tr></table></body></html>"
+    )
+    m = _overflow(tmp_path, page)
+    assert m["doc_scroll"] > m["doc_client"] and any(str(o).startswith("td") for o in m["over"])  # type: ignore[union-attr]
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_screenshots_of_the_dashboard_and_a_failing_cell(nightly: Path, tmp_path: Path) -> None:
+    """Full-page screenshots at laptop width; CPR_DOCS_SCREENSHOTS=1 writes them into docs/."""
+    update = os.environ.get("CPR_DOCS_SCREENSHOTS") == "1"
+    for name, page in SHOTS.items():
+        shot = tmp_path / name
+        with Browser(tmp_path / f"profile-{name}") as browser:
+            browser.open((nightly / page).as_uri(), *LAPTOP)
+            data = browser.screenshot(shot, full_page=True, max_height=2400)
+        width, height = _png_size(data)
+        assert width == LAPTOP[0] and height >= LAPTOP[1] and len(data) > 50_000, name  # content, not blank
+        if update:
+            shutil.copy(shot, DOCS / name)
+        committed = DOCS / name
+        assert committed.is_file(), f"{committed} missing: run with CPR_DOCS_SCREENSHOTS=1"
+        assert _png_size(committed.read_bytes())[0] == LAPTOP[0]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert all(f"docs/{name}" in readme for name in SHOTS)

@@ -237,6 +237,8 @@ def test_upgrade_cell_starts_the_destination_from_dst_qemu_in_a_reused_work_dir(
         result, leftovers = run_in_container(image_tag("qemu-trixie-backports"), tmp_path, spec)
         assert result["verdict"] == "pass", _failed(result)
         assert leftovers == []
-    calls = (tmp_path / "wrapper.log").read_text().splitlines()
+    logged = (tmp_path / "wrapper.log").read_text().splitlines()
+    calls = [c for c in logged if "-name cprguest" in c]  # the guest's QEMUs, not the capability probes
+    assert len([c for c in logged if c == "-machine q35,help"]) == 2  # each run asked the new QEMU too
     assert len(calls) == 2 and all("-incoming defer" in c for c in calls)
     assert "qmp-destination.sock" in calls[1] and '"channel-type": "cpr"' in calls[1]

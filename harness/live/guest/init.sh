@@ -18,6 +18,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
+exec 0</dev/console 1>/dev/console 2>&1  # the initramfs has no /dev/console node of its own
 
 param() {  # param KEY DEFAULT: the value of cprguest.KEY on the kernel command line
     for word in $(cat /proc/cmdline); do
