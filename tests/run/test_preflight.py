@@ -12,6 +12,7 @@ import pytest
 from conftest import image_tag
 
 from harness.engine.containers import Engine, ImageRef
+from harness.engine.sandbox import scenario_user
 from harness.live.spec import ScenarioSpec
 from harness.run.driver import run_driver
 from harness.run.preflight import driver_requirements
@@ -34,7 +35,7 @@ def _spec() -> ScenarioSpec:
 
 def test_bookworm_image_has_what_the_driver_needs(engine: Engine) -> None:
     image = _ref(engine, "debian-bookworm", image_tag("debian-bookworm"))
-    with engine.session(image, label="test preflight") as box:
+    with engine.session(image, user=scenario_user(), label="test preflight") as box:
         assert driver_requirements(box, image) is None
         version = box.exec(
             ["python3", "-c", "import qemu.qmp, importlib.metadata as m; print(m.version('qemu.qmp'))"]
