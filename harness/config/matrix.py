@@ -264,6 +264,14 @@ def _check_machines(mf: MatrixFile, base: Path, problems: Problems) -> dict[str,
                 add((key,), f"file not found: {base / value}", "relative paths start at the matrix file")
         if (m.kernel is None) != (m.initrd is None) and linux:
             add(("kernel" if m.kernel is None else "initrd",), "kernel and initrd are given together")
+        memory = mf.settings.scenario_memory_mb
+        if m.ram_mb is not None and memory is not None and memory < 2 * m.ram_mb + 512:
+            hint = f"give settings.scenario_memory_mb at least {2 * m.ram_mb + 512}, or a smaller ram_mb"
+            add(
+                ("ram_mb",),
+                f"settings.scenario_memory_mb {memory} MiB cannot hold two guests of {m.ram_mb} MiB",
+                hint,
+            )
         out[name] = m.model_copy(
             update={k: str((base / v).resolve()) for k in ("kernel", "initrd") if (v := getattr(m, k))}
         )

@@ -135,3 +135,13 @@ def test_the_devices_matrix() -> None:
     assert (
         "upstream-10.2/lean/cpr-exec/tcg" in cells and "debian-11.1/prebuilt/ovmf/cpr-transfer/kvm" in cells
     )
+
+
+def test_a_machines_ram_must_fit_the_scenario_memory(repo: Path) -> None:
+    text = ONE + VIRTIO + "settings:\n  scenario_memory_mb: 1024\n"
+    err, _ = load_error(repo, text)
+    assert (
+        "machines.virtio.ram_mb: settings.scenario_memory_mb 1024 MiB cannot hold two guests of 512 MiB"
+        in err.message
+    )
+    assert "at least 1536" in (err.hint or "")
