@@ -29,6 +29,7 @@ from harness.live.spec import FaultSpec, ScenarioSpec
 from harness.live.vocab import Mode, Side
 
 SOURCE, DESTINATION = Side.SOURCE, Side.DESTINATION
+WATCH_PATIENCE = 10  # see ScenarioContext.watch
 # How QEMU words "this build has no such migration mode / parameter".
 _UNSUPPORTED_TEXTS = ("does not accept value", "is unexpected")
 
@@ -204,12 +205,24 @@ class ScenarioContext:
         return src
 
     async def watch(self, vm: Qemu, seconds: float | None = None) -> None:
-        """query-status and the guest counter, then again after ``seconds`` of running."""
+        """query-status and the guest counter, then again after ``seconds`` of running. A running guest
+        whose counter has not moved yet is given up to :data:`WATCH_PATIENCE` times as long (a loaded
+        host may not run its vCPUs for a few seconds): a stuck guest still ends unmoved."""
+        wait = self.spec.observe_s if seconds is None else seconds
         async with self.step("watch the guest run", vm.side):
-            for i in range(2):
-                await self.observe(vm)
-                if i == 0:
-                    await asyncio.sleep(self.spec.observe_s if seconds is None else seconds)
+            await self.observe(vm)
+            await asyncio.sleep(wait)
+            counters, first = self.obs[vm.side].counters, self.obs[vm.side].counters[-1]
+            deadline = time.monotonic() + WATCH_PATIENCE * wait
+            while await vm.status() == "running" and time.monotonic() < deadline:
+                if await vm.read_u32(self.guest.layout.counter_addr) != first:
+                    break
+                await asyncio.sleep(0.2)
+            await self.observe(vm)
+            if counters[-1] == first and len(counters) >= 2:
+                self.note(
+                    "guest counter did not move", f"{vm.side}: {first} for {wait * (1 + WATCH_PATIENCE):g} s"
+                )
 
     async def observe(self, vm: Qemu) -> str:
         status = await vm.status()

@@ -70,7 +70,7 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
     result.qemu_version = {str(k): v for k, v in ctx.versions.items()}
     result.timings = dict(ctx.timings)
     result.timings["total_s"] = round(time.monotonic() - ctx.t0, 3)
-    result.timings["guest_ram_mb"] = float(spec.guest_ram_mb)  # what the pause is measured against
+    result.timings["guest_ram_mb"] = float(ctx.ram_mb)  # what the pause is measured against (the machine's)
     if pause is not None:
         result.timings["pause_ms"] = round(pause, 3)
     if result.checks:

@@ -221,3 +221,18 @@ def test_device_memory_changed_missing_or_extra() -> None:
     obs.destination.device_memory = None
     assert one(obs, "device-memory").observed == "no destination device memory was read"
     assert one(good_linux("boot"), "device-memory").verdict == "skip"
+
+
+def test_a_vm_that_did_not_run_is_named_as_such() -> None:
+    """An RCU stall whose cause the kernel names as its timer not firing: the VM did not run at all."""
+    obs = good_linux()
+    assert obs.guest is not None
+    obs.guest.console.append(
+        (
+            T0 + 1,
+            "[   35.92] rcu: INFO: rcu_preempt self-detected stall on CPU\n"
+            "[   35.92] rcu: rcu_preempt kthread timer wakeup didn't happen for 8446 jiffies! g-971 f0x0\n",
+        )
+    )
+    c = one(obs, "guest-health")
+    assert c.verdict == "fail" and "timer did not fire for 8446 jiffies: the VM did not run" in c.observed

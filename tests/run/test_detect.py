@@ -194,6 +194,7 @@ def test_short_real_campaign_catches_seeded_bugs_without_false_alarms(tmp_path):
     )
     assert detect.problems(FAULTS, outcomes) == []
     by = {(o.fault, o.mode): o for o in outcomes}
+    assert by[("a", "normal")].detectors() == ["device-tree"]  # the destination ran, with the stray disk
     assert by[("g", "cpr-reboot")].reason.startswith("timeout in step 'wait for MIGRATION completed'")
     assert "assertion failed: (channel)" in by[("bug1", "cpr-transfer")].reason
     assert (tmp_path / "detect__a__normal__tcg" / "result.json").is_file()

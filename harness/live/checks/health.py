@@ -24,6 +24,10 @@ TROUBLE: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# The kernel's own diagnosis that the whole VM did not run (its timers did not fire), with how long.
+VM_DID_NOT_RUN = re.compile(r"timer wakeup didn't happen for (\d+) jiffies")
+
+
 def trouble(text: str) -> list[str]:
     """``kind: line`` for every line of ``text`` a healthy kernel would not print."""
     found = []
@@ -57,6 +61,12 @@ def check_guest_health(obs: Observation) -> Check:
     )
     if earlier and not bad:
         observed += f" ({len(earlier)} before the switch, see detail)"
+    frozen = VM_DID_NOT_RUN.search(after)
+    if bad and frozen:
+        observed += (
+            f" (the guest's timer did not fire for {frozen.group(1)} jiffies: the VM did not run while its "
+            "clock did: a stalled host, or vCPUs not scheduled)"
+        )
     return passed_if("guest-health", not bad, expected, observed, detail)
 
 
