@@ -59,7 +59,7 @@ def provision(session: nox.Session) -> None:
 def selftest(session: nox.Session) -> None:
     """The harness's own tests: unit + integration on the real engine and real QEMU (faults apart)."""
     _install(session, "test")
-    session.run("python", "-m", "pytest", "-m", "not faults", *(session.posargs or ["-ra"]))
+    session.run("python", "-m", "pytest", "-m", "not faults and not devices", *(session.posargs or ["-ra"]))
 
 
 @nox.session
@@ -67,6 +67,13 @@ def faults(session: nox.Session) -> None:
     """Faults injected into real runs (engine stopped, disk full, SIGINT, bad input): verdicts, no leaks."""
     _install(session, "test")
     session.run("python", "-m", "pytest", "-m", "faults", *(session.posargs or ["-ra"]))
+
+
+@nox.session
+def devices(session: nox.Session) -> None:
+    """The Linux guest on every machine profile in every mode on Debian's QEMU 11.1 (a few minutes)."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "-m", "devices", *(session.posargs or ["-ra"]))
 
 
 @nox.session
@@ -81,7 +88,7 @@ def bench(session: nox.Session) -> None:
     """Every benchmark of bench/ on real builds and cells (an hour or more on 2 cores: run it on a quiet
     machine); appends the figures to bench/RESULTS.md. `nox -s bench -- scenario_bench` runs one."""
     _install(session)
-    default = ["scenario_bench", "pause_stats", "pause_ram", "build_bench", "build_parallel"]
+    default = ["scenario_bench", "pause_stats", "pause_ram", "build_bench", "build_parallel", "guest_bench"]
     scripts = session.posargs or default
     for script in scripts:
         session.run("python", f"bench/{script.removesuffix('.py')}.py")

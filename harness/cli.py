@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from harness.config.repo import DEFAULT_MATRIX, REPORTS_DIR, cache_dir
+from harness.config.repo import DEFAULT_MATRIX, MATRICES_DIR, REPORTS_DIR, cache_dir
 from harness.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:
@@ -183,6 +183,19 @@ def _parser() -> argparse.ArgumentParser:
     det.add_argument("--faults", default="", help="comma-separated fault keys (default: all)")
     det.add_argument("--modes", default="", help="comma-separated modes (default: all)")
     det.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
+    det.add_argument(
+        "--machines", default="", help="comma-separated machine profiles (default: every one of --matrix)"
+    )
+    det.add_argument(
+        "--matrix", type=Path, default=MATRICES_DIR / "devices.yaml",
+        help="where the machine profiles are defined (default matrices/devices.yaml)",
+    )  # fmt: skip
+    det.add_argument(
+        "--cache",
+        type=Path,
+        default=cache_dir(),
+        help="the cache of the assembled Linux guest (default .cache)",
+    )
     sub.add_parser("provision", help="install and start a Docker engine (root, Debian/Ubuntu)")
     sto = sub.add_parser("store", help="the offline subproject store: list it, or feed it from matrix trees")
     sto.add_argument(

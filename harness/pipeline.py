@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.build.builder import Builder, BuildOutcome
+from harness.build.guest import GuestBundle, assemble_guest
 from harness.build.remedy import RemedyNotApplicable, derived_cell
 from harness.build.sources import fetch_tree
 from harness.build.subproject_store import SubprojectStore
@@ -25,7 +26,7 @@ from harness.config.matrix import load_matrix
 from harness.config.repo import CACHE_DIR, DEFAULT_MATRIX, PATCHES_DIR, REPO_ROOT, REPORTS_DIR
 from harness.config.schema import Matrix
 from harness.engine.containers import Engine, Limits
-from harness.errors import ConfigError
+from harness.errors import ConfigError, InfraError
 from harness.live.result import ScenarioResult
 from harness.report import console
 from harness.report.render import RenderSummary, render_run
@@ -368,6 +369,7 @@ def _scenarios(
     outcomes: dict[str, BuildOutcome],
     say: Say,
 ) -> TestRun:
+    guest, guest_error = _guest(sel, engine, options.cache, say)
     started = time.monotonic()
     done: list[ScenarioResult] = []
     expected = [c.id for c in sel.scenarios]
@@ -384,7 +386,12 @@ def _scenarios(
             result.reproduce = reproduce
             store.save_scenario(result)
             return result
-        plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce)
+        if cell.machine.guest == "linux" and guest is None:
+            result = ScenarioResult.error(cell.id, f"no Linux guest: {guest_error}", infra=True)
+            result.reproduce, result.machine = reproduce, cell.machine_name
+            store.save_scenario(result)
+            return result
+        plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce, guest)
         return run_cell(engine, plan, store, sel.matrix.settings, repeat=options.repeat)
 
     def finished(result: ScenarioResult) -> None:
@@ -414,6 +421,17 @@ def _scenarios(
         say(line)
     summary = render(store.root, expected, say=say, window=options.history)
     return TestRun(BuildRun(store, outcomes, summary), results, summary)
+
+
+def _guest(sel: Selection, engine: Engine, cache: Path, say: Say) -> tuple[GuestBundle | None, str]:
+    """The assembled Linux guest when a selected cell needs it (cached); else None and why not."""
+    if not any(c.machine.guest == "linux" for c in sel.scenarios):
+        return None, "no selected cell needs it"
+    try:
+        return assemble_guest(engine, cache.resolve(), say), ""
+    except InfraError as exc:
+        say(f"guest: {exc.message}")
+        return None, exc.message
 
 
 def report(

@@ -3,10 +3,18 @@ check to fail (and every other one to hold)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.live.checks import Observation, SideObservation, evaluate
+from harness.live.guest import linux
+from harness.live.guest.disks import Record
+from harness.live.guest.netpeer import Line, TcpStream
+from harness.live.guest.session import DiskImage, GuestObservation
 from harness.live.result import Check
 
 MiB = 1024 * 1024
+BOOT_ID = "7c1e04a9"
+LINUX_DEVICES = ("virtio-blk-raw", "virtio-blk-qcow2", "virtio-net", "virtio-serial", "virtio-rng")
 T0 = 1_795_000_000.0  # an epoch second in 2026
 
 # `info qtree` of a q35 guest with default IDE (abridged from QEMU 11.1, -machine q35 -nodefaults).
@@ -116,6 +124,17 @@ QTREE_DST_EXTRA_HD = QTREE_SRC.replace(
 )
 
 
+# Device memory of a SeaBIOS q35 guest as `info mtree -f` and the ACPI tables give it (digests abridged).
+DEVICE_MEMORY = {
+    "rom pc.bios 0xfffc0000-0xffffffff": "fc6d2ea888862e6b" * 4,
+    "rom ram0 0xc0000-0xc9fff": "a4423f522ec92992" * 4,
+    "rom ram0 0xf0000-0xfffff": "a494cb5963f41c38" * 4,
+    "vga.vram 0xfd000000-0xfd00ffff (head)": "542b64b9b4ab8baa" * 4,
+    "acpi DSDT 0x1ffe0040": "afc67ed6e3eec4fb" * 4,
+    "acpi FACP 0x1ffe219d": "6aa4d557be9fdc46" * 4,
+}
+
+
 def serial_log(first: int = 0, count: int = 60, boot_id: str = "7c1e04a9", boots: int = 1) -> str:
     """What the guest prints: a boot marker, then one counter line per ~0.1 s."""
     lines = []
@@ -157,6 +176,7 @@ def good(mode: str = "cpr-transfer") -> Observation:
         counters=[12, 25, 31],
         ram_digest="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         exit_code=None if mode == "cpr-exec" else 0,
+        device_memory=dict(DEVICE_MEMORY),
     )
     dst = SideObservation(
         role="destination",
@@ -166,6 +186,7 @@ def good(mode: str = "cpr-transfer") -> Observation:
         counters=[31, 33, 47],
         ram_digest=src.ram_digest,
         exit_code=None,
+        device_memory=dict(DEVICE_MEMORY),
     )
     return Observation(
         mode=mode,
@@ -195,7 +216,53 @@ NAMES = [
     "counter-qmp",
     "ram-digest",
     "device-tree",
+    "device-memory",
     "process-hygiene",
     "state-file-size",
     "pause-time",
 ]
+
+
+def good_linux(mode: str = "cpr-transfer", devices: tuple[str, ...] = LINUX_DEVICES) -> Observation:
+    """A realistic observation of the Linux guest on the virtio machine (disks, stream, self-check)."""
+    obs = good(mode)
+    records = 16 if mode != "boot" else 8
+    disks = []
+    for i, name in enumerate(d for d in devices if d.startswith("virtio-blk-")):
+        device = f"vd{chr(ord('a') + i)}"
+        recs = [Record(n, device, n, BOOT_ID, True) for n in range(records)]
+        disks.append(DiskImage(device, name.removeprefix("virtio-blk-"), Path(f"/tmp/disk{i}"), recs, "", 8))
+    stream = None
+    if "virtio-net" in devices:
+        stream = TcpStream(40000, T0 - 5, 1, fin_at=T0 + 4)
+        stream.lines = [
+            Line(f"cprnet {n} {BOOT_ID}", T0 - 5 + n * 0.1 + (0.2 if n >= 50 else 0), 1 if n < 50 else 2)
+            for n in range(80)
+        ]
+    disk_lines = "\n".join(
+        f"CPRSELF DISK {d.device} written={records} verified={records} bad= io-errors=0" for d in disks
+    )
+    serial = obs.serial_log + (disk_lines + "\n" if disks else "")
+    if stream is not None:
+        serial += "CPRSELF NET sent=80 nc-exit=0 ended=asked\n"
+    serial += "CPRSELF RNG current=virtio_rng.0 bytes=16\nCPRSELF VERDICT PASS token=t1\n"
+    obs.serial_log = serial
+    console = [
+        (T0 - 9, "[    2.6] Run /init as init process\n[    3.0] virtio_blk virtio0: [vda] 32768 512-byte\n"),
+        (T0 + 2, "[    9.1] init (1): drop_caches: 3\n"),
+    ]
+    obs.guest = GuestObservation(
+        machine="virtio",
+        devices=list(devices),
+        boot_id=BOOT_ID,
+        info={"kernel": "6.12.117+deb13-cloud-amd64"},
+        token="t1",
+        self_check=linux.self_check(serial, "t1"),
+        console=console,
+        disks=disks,
+        stream=stream,
+        streams=1 if stream else 0,
+        net_links=2 if stream else 0,
+        vport=list(range(1, 40)) if "virtio-serial" in devices else None,
+    )
+    return obs

@@ -196,3 +196,28 @@ def test_a_reused_run_id_never_mixes_runs_and_the_exit_code_covers_the_report(tm
     assert (reports / "latest").resolve() == reports / "nightly-2"
     assert json.loads((reports / "nightly-2" / "results.json").read_text())["totals"]["fail"] == 0
     assert (reports / "nightly" / "results" / "upstream-10.2__lean__cpr-exec__tcg" / "result.json").is_file()
+
+
+def test_machine_profile_mistakes_name_the_matrix_key(tmp_path: Path) -> None:
+    """A wrong kernel or initramfs path, or an unknown device: one message naming file, line and key."""
+    matrix = Path(__file__).resolve().parent.parent / "matrices" / "devices.yaml"
+    text = matrix.read_text()
+    assert "    devices: [display, virtio-blk-raw]\n" in text
+    bad = tmp_path / "devices.yaml"
+    bad.write_text(
+        text.replace(
+            "    devices: [display, virtio-blk-raw]\n", "    devices: [display, virtio-scsi]\n"
+        ).replace(
+            "    firmware: ovmf\n", "    firmware: ovmf\n    kernel: no/bzImage\n    initrd: no/initrd.img\n"
+        )
+    )
+    done = run_harness("list", "--matrix", str(bad))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "machines.display.devices[1]: unknown device 'virtio-scsi'" in done.stderr
+    assert "machines.ovmf.kernel: file not found:" in done.stderr and "no/bzImage" in done.stderr
+    assert "machines.ovmf.initrd: file not found:" in done.stderr
+    assert "devices.yaml:" in done.stderr
+    unknown = run_harness("detect", "--machines", "minimal,huge", "--clean-runs", "0")
+    assert unknown.returncode == 2 and "--machines: unknown huge" in unknown.stderr
+    assert "virtio" in unknown.stderr  # the fix lists the known profiles

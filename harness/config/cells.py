@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from harness.config.schema import PREBUILT, Matrix, Profile, Rule, Tree
+from harness.config.schema import BUILTIN_MACHINES, PREBUILT, Machine, Matrix, Profile, Rule, Tree
 from harness.errors import ConfigError
+from harness.live.machine import MINIMAL
 from harness.live.vocab import Accel, CellId, Mode
 
 
@@ -27,13 +28,24 @@ class BuildCell:
 
 @dataclass(frozen=True)
 class ScenarioCell:
-    """One scenario on one accelerator, on a build (or on an upgrade: ``build`` -> ``target``)."""
+    """One scenario on one accelerator and machine profile, on a build (or on an upgrade: ``build`` ->
+    ``target``). Ids: ``<build>/<scenario>/<accel>`` on the ``minimal`` machine (the ids of earlier
+    releases), ``<build>/<machine>/<scenario>/<accel>`` on any other (``upgrade/<name>/...`` likewise)."""
 
     id: str  # a CellId
     build: BuildCell
     target: BuildCell | None
     scenario: Mode
     accel: Accel
+    machine_name: str = MINIMAL
+    machine: Machine = field(default=BUILTIN_MACHINES[MINIMAL], compare=False)
+
+
+def scenario_id(head: str, machine: str, scenario: str, accel: str) -> CellId:
+    """The id of a scenario cell (see :class:`ScenarioCell`)."""
+    return (
+        CellId.of(head, scenario, accel) if machine == MINIMAL else CellId.of(head, machine, scenario, accel)
+    )
 
 
 def build_cells(m: Matrix) -> list[BuildCell]:
@@ -48,8 +60,8 @@ def build_cells(m: Matrix) -> list[BuildCell]:
     return cells
 
 
-def _matches(rule: Rule, tree: str, profile: str, scenario: str, accel: str) -> bool:
-    values = {"tree": tree, "profile": profile, "scenario": scenario, "accel": accel}
+def _matches(rule: Rule, tree: str, profile: str, scenario: str, accel: str, machine: str) -> bool:
+    values = {"tree": tree, "profile": profile, "scenario": scenario, "accel": accel, "machine": machine}
     return all(fnmatchcase(values[k], pat) for k, pat in rule.model_dump(exclude_none=True).items())
 
 
@@ -62,26 +74,29 @@ def rule_builds(m: Matrix, rule: Rule) -> list[BuildCell]:
 
 
 def scenario_cells(m: Matrix) -> list[ScenarioCell]:
-    """Build cells x scenarios x accels, minus exclude rules, plus include rules, then upgrades."""
+    """Build cells x machines x scenarios x accels, minus exclude rules, plus include rules, then upgrades."""
     scenarios = m.scenarios + [s for s in Mode if s not in m.scenarios]
     accels = m.accels + [a for a in Accel if a not in m.accels]
     cells = []
     for b in build_cells(m):
-        for s in scenarios:
-            for a in accels:
-                args = (b.tree_name, b.profile_name, s, a)
-                default = (
-                    s in m.scenarios and a in m.accels and not any(_matches(r, *args) for r in m.exclude)
-                )
-                if default or any(_matches(r, *args) for r in m.include):
-                    cells.append(ScenarioCell(CellId.of(b.id, s, a), b, None, s, a))
+        for mach, profile in m.machines.items():
+            for s in scenarios:
+                for a in accels:
+                    args = (b.tree_name, b.profile_name, s, a, mach)
+                    default = (
+                        s in m.scenarios and a in m.accels and not any(_matches(r, *args) for r in m.exclude)
+                    )
+                    if default or any(_matches(r, *args) for r in m.include):
+                        cid = scenario_id(b.id, mach, s, a)
+                        cells.append(ScenarioCell(cid, b, None, s, a, mach, profile))
     by_id = {b.id: b for b in build_cells(m)}
     for name, up in m.upgrades.items():
-        for s in up.scenarios or [s for s in m.scenarios if s.migrates]:
-            for a in up.accels or m.accels:
-                cells.append(
-                    ScenarioCell(CellId.of("upgrade", name, s, a), by_id[up.source], by_id[up.target], s, a)
-                )
+        for mach in up.machines or list(m.machines):
+            for s in up.scenarios or [s for s in m.scenarios if s.migrates]:
+                for a in up.accels or m.accels:
+                    cid = scenario_id(f"upgrade/{name}", mach, s, a)
+                    src, dst = by_id[up.source], by_id[up.target]
+                    cells.append(ScenarioCell(cid, src, dst, s, a, mach, m.machines[mach]))
     return cells
 
 

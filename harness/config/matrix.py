@@ -18,16 +18,21 @@ from harness.config import images, yamlpos
 from harness.config.cells import build_cells, display_path, rule_builds
 from harness.config.schema import (
     _COMMON,
+    BUILTIN_MACHINES,
     KIND_FIELDS,
     NAME_RE,
     PREBUILT,
+    Machine,
     Matrix,
     MatrixFile,
     Tree,
 )
 from harness.config.yamlpos import Problems, YamlPath
 from harness.errors import ConfigError
+from harness.live.machine import DEVICES, MINIMAL
 from harness.live.vocab import Accel, Mode
+
+RULE_KEYS = ("tree", "profile", "scenario", "accel")  # an include rule gives each; machine is optional
 
 
 def load_matrix(path: Path, repo_root: Path | None = None) -> Matrix:
@@ -55,7 +60,8 @@ def load_matrix(path: Path, repo_root: Path | None = None) -> Matrix:
     known = {k: list(v) if isinstance(v := data.get(k), dict) else [] for k in ("trees", "profiles")}
     trees = _check_trees(mf, Path(repo_root), path.resolve().parent, known["profiles"], problems)
     _check_names(mf, known, problems)
-    fields = {k: getattr(mf, k) for k in MatrixFile.model_fields} | {"trees": trees}
+    machines = _check_machines(mf, path.resolve().parent, problems)
+    fields = {k: getattr(mf, k) for k in MatrixFile.model_fields} | {"trees": trees, "machines": machines}
     m = Matrix(path=path, repo_root=Path(repo_root), **fields)
     if not problems:
         _check_rules(m, problems)
@@ -98,7 +104,11 @@ def _validate(data: dict[str, Any], problems: Problems) -> MatrixFile | None:
     }
     for loc, _, _ in found:
         section = salvaged.get(str(loc[0]))
-        if len(loc) >= 2 and isinstance(section, dict) and loc[0] in ("trees", "profiles", "upgrades"):
+        if (
+            len(loc) >= 2
+            and isinstance(section, dict)
+            and loc[0] in ("trees", "profiles", "upgrades", "machines")
+        ):
             section.pop(str(loc[1]), None)
         elif len(loc) >= 2 and isinstance(section, list) and loc[0] in ("include", "exclude"):
             section[int(loc[1])] = None
@@ -169,7 +179,13 @@ def _check_trees(
 
 
 def _check_names(mf: MatrixFile, known: dict[str, list[str]], problems: Problems) -> None:
-    for section, names in (("trees", mf.trees), ("profiles", mf.profiles), ("upgrades", mf.upgrades)):
+    sections = (
+        ("trees", mf.trees),
+        ("profiles", mf.profiles),
+        ("upgrades", mf.upgrades),
+        ("machines", mf.machines),
+    )
+    for section, names in sections:
         for n in names:
             if not NAME_RE.fullmatch(n):
                 problems.add((section, n), f"invalid name '{n}'", "use letters, digits and . _ + - only")
@@ -212,6 +228,56 @@ def _check_names(mf: MatrixFile, known: dict[str, list[str]], problems: Problems
             problems.add((section,), f"'{v}' is listed twice")
 
 
+def _check_machines(mf: MatrixFile, base: Path, problems: Problems) -> dict[str, Machine]:
+    """The machine profiles in file order (``minimal`` alone when none are named), each checked: known
+    devices, Linux-only keys, kernel and initramfs files that exist."""
+    out: dict[str, Machine] = {}
+    for name, given in (mf.machines or {MINIMAL: None}).items():
+        add = problems.under(("machines", name))
+        if name in BUILTIN_MACHINES:
+            if given is not None and given.model_fields_set - {"description"}:
+                add((), f"'{name}' is built in and takes no settings", "give your profile another name")
+            out[name] = BUILTIN_MACHINES[name]
+            continue
+        m = given or Machine()
+        linux = m.guest == "linux"
+        for i, device in enumerate(m.devices):
+            if device not in DEVICES:
+                add(("devices", i), f"unknown device '{device}'", f"known devices: {', '.join(DEVICES)}")
+            elif not device.startswith("virtio-blk-") and m.devices.count(device) > 1:
+                add(("devices", i), f"device '{device}' is listed twice", "only disks may repeat")
+        if m.devices and not linux:
+            add(
+                ("devices",),
+                "devices need the Linux guest (the firmware guest drives none)",
+                "add 'guest: linux'",
+            )
+        if m.firmware == "ovmf" and not linux:
+            add(("firmware",), "OVMF boots the Linux guest only", "add 'guest: linux'")
+        for key in ("kernel", "initrd"):
+            value = getattr(m, key)
+            if value is None:
+                continue
+            if not linux:
+                add((key,), "only for 'guest: linux'", "remove it, or add 'guest: linux'")
+            elif not (base / value).is_file():
+                add((key,), f"file not found: {base / value}", "relative paths start at the matrix file")
+        if (m.kernel is None) != (m.initrd is None) and linux:
+            add(("kernel" if m.kernel is None else "initrd",), "kernel and initrd are given together")
+        memory = mf.settings.scenario_memory_mb
+        if m.ram_mb is not None and memory is not None and memory < 2 * m.ram_mb + 512:
+            hint = f"give settings.scenario_memory_mb at least {2 * m.ram_mb + 512}, or a smaller ram_mb"
+            add(
+                ("ram_mb",),
+                f"settings.scenario_memory_mb {memory} MiB cannot hold two guests of {m.ram_mb} MiB",
+                hint,
+            )
+        out[name] = m.model_copy(
+            update={k: str((base / v).resolve()) for k in ("kernel", "initrd") if (v := getattr(m, k))}
+        )
+    return out
+
+
 def _rule_domains(m: Matrix, include: bool) -> dict[str, list[str]]:
     prebuilt = [PREBUILT] if any(t.kind == "prebuilt" for t in m.trees.values()) else []
     return {
@@ -219,6 +285,7 @@ def _rule_domains(m: Matrix, include: bool) -> dict[str, list[str]]:
         "profile": list(m.profiles) + prebuilt,
         "scenario": [str(s) for s in (list(Mode) if include else m.scenarios)],
         "accel": [str(a) for a in (list(Accel) if include else m.accels)],
+        "machine": list(m.machines),
     }
 
 
@@ -227,8 +294,8 @@ def _check_rules(m: Matrix, problems: Problems) -> None:
         domains = _rule_domains(m, include)
         for i, rule in enumerate(getattr(m, section)):
             given = rule.model_dump(exclude_none=True)
-            if include and len(given) < 4:
-                missing = ", ".join(k for k in domains if k not in given)
+            if include and not set(RULE_KEYS) <= set(given):
+                missing = ", ".join(k for k in RULE_KEYS if k not in given)
                 hint = "give tree, profile, scenario and accel (fnmatch patterns allowed)"
                 problems.add((section, i), f"include rules need every key; missing: {missing}", hint)
             elif not given:
@@ -241,7 +308,7 @@ def _check_rules(m: Matrix, problems: Problems) -> None:
             for key, pat in unknown:
                 hint = f"known {key}s: {', '.join(domains[key])}"
                 problems.add((section, i, key), f"'{pat}' matches no {key}", hint)
-            if include and len(given) == 4 and not unknown and not rule_builds(m, rule):
+            if include and set(RULE_KEYS) <= set(given) and not unknown and not rule_builds(m, rule):
                 hint = f"build cells: {', '.join(c.id for c in build_cells(m))}"
                 problems.add((section, i), "matches no build cell (tree/profile pair)", hint)
 
@@ -255,6 +322,10 @@ def _check_upgrades(m: Matrix, problems: Problems) -> None:
                 problems.add(("upgrades", name, key), f"'{getattr(up, key)}' is not a build cell", hint)
         if Mode.BOOT in (up.scenarios or []):
             problems.add(("upgrades", name, "scenarios"), "'boot' has no destination: not an upgrade")
+        for i, machine in enumerate(up.machines or []):
+            if machine not in m.machines:
+                hint = f"machine profiles: {', '.join(m.machines)}"
+                problems.add(("upgrades", name, "machines", i), f"unknown machine profile '{machine}'", hint)
         src, dst = cells.get(up.source), cells.get(up.target)
         recipes = m.repo_root / "containers"
         if src and dst and images.run_image(recipes, src.tree.image, dst.tree.image) is None:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.live.machine import MINIMAL
 from harness.live.vocab import MODES, Accel, Mode
 
 TreeKind = Literal["tarball", "git", "debian-source", "local", "prebuilt"]
@@ -70,6 +71,24 @@ class Rule(_Model):
     profile: str | None = None
     scenario: str | None = None
     accel: str | None = None
+    machine: str | None = None  # optional: a rule without it matches every machine profile
+
+
+class Machine(_Model):
+    """A machine profile: the guest, its vCPUs, RAM, memory backend, firmware and devices (docs/matrix.md)."""
+
+    description: str = ""
+    guest: Literal["firmware", "linux"] = "firmware"
+    vcpus: int = Field(1, ge=1, le=64)
+    ram_mb: int | None = Field(None, ge=16)  # default: settings.guest_ram_mb
+    memory: Literal["auto", "memfd", "file"] = "auto"
+    firmware: Literal["seabios", "ovmf"] = "seabios"
+    devices: list[str] = []
+    kernel: str | None = None  # Linux guest: a kernel instead of the assembled guest's
+    initrd: str | None = None  # Linux guest: an initramfs instead of the assembled guest's
+
+
+BUILTIN_MACHINES = {MINIMAL: Machine(description="the firmware guest on one vCPU, -nodefaults, no devices")}
 
 
 class Upgrade(_Model):
@@ -77,6 +96,7 @@ class Upgrade(_Model):
     target: str
     scenarios: list[Mode] | None = None
     accels: list[Accel] | None = None
+    machines: list[str] | None = None  # default: every machine profile of the matrix
 
 
 class Settings(_Model):
@@ -115,6 +135,7 @@ class MatrixFile(_Model):
     include: list[Rule] = []
     exclude: list[Rule] = []
     upgrades: dict[str, Upgrade] = {}
+    machines: dict[str, Machine | None] = {}  # none given: minimal only
     settings: Settings = Settings()
 
 
@@ -130,4 +151,5 @@ class Matrix:
     include: list[Rule]
     exclude: list[Rule]
     upgrades: dict[str, Upgrade]
+    machines: dict[str, Machine]  # in file order; minimal alone when the file names none
     settings: Settings

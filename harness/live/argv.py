@@ -34,10 +34,13 @@ class VmConfig:
     ram: str = "plain"  # plain: -m only; memfd: shared memfd + aux-ram-share; file: shared named file
     mem_path: Path | None = None  # ram == "file"
     aux_ram_share: bool = True  # memfd RAM: -machine aux-ram-share=on (QEMU >= 10.0 has the option)
+    file_aux: bool = False  # file RAM in cpr-transfer/cpr-exec (a machine profile's memory: file): the same
     data_dirs: list[str] = field(default_factory=list)
     default_devices: bool = False
     incoming: list[str] = field(default_factory=list)  # one "-incoming" per entry
     extra_args: list[str] = field(default_factory=list)  # appended verbatim (test faults)
+    firmware_args: list[str] | None = None  # instead of -bios firmware (a machine profile's firmware)
+    machine_args: list[str] = field(default_factory=list)  # a machine profile's devices (after COM1)
 
 
 def versioned_machine(binary: str, alias: str = "q35") -> str:
@@ -70,19 +73,22 @@ def build_argv(cfg: VmConfig) -> list[str]:
     elif cfg.ram == "file":
         if cfg.mem_path is None:
             raise ValueError("ram kind 'file' needs mem_path")
-        machine += ",memory-backend=ram0"
+        aux = cfg.aux_ram_share and cfg.file_aux
+        machine += ",memory-backend=ram0" + (",aux-ram-share=on" if aux else "")
         backend = f"memory-backend-file,id=ram0,size={size},mem-path={_opt(cfg.mem_path)},share=on"
     argv += ["-machine", machine, "-accel", cfg.accel, "-m", size]
     if cfg.ram != "plain":
         argv += ["-object", backend]
     if not cfg.default_devices:
         argv.append("-nodefaults")
-    argv += ["-display", "none", "-bios", str(cfg.firmware)]
+    firmware = ["-bios", str(cfg.firmware)] if cfg.firmware_args is None else cfg.firmware_args
+    argv += ["-display", "none", *firmware]
     argv += [
         "-chardev",
         f"file,id=serial0,path={_opt(cfg.serial_log)},append=on",
         "-serial",
         "chardev:serial0",
+        *cfg.machine_args,
     ]
     argv += ["-qmp", f"unix:{_opt(cfg.qmp_socket)},server=on,wait=off"]
     for d in cfg.data_dirs:

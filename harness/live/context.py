@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from harness.live import guest
 from harness.live.argv import VmConfig, build_argv
 from harness.live.checks import Observation, SideObservation
 from harness.live.errors import QemuError, QmpCommandError, ScenarioFailed, StepTimeout, Unsupported
+from harness.live.guest.session import GuestSession
+from harness.live.kvm import stopped_guest
 from harness.live.processes import leftover_processes
 from harness.live.qemu import Qemu, QmpLog
 from harness.live.result import Step
@@ -28,6 +29,7 @@ from harness.live.spec import FaultSpec, ScenarioSpec
 from harness.live.vocab import Mode, Side
 
 SOURCE, DESTINATION = Side.SOURCE, Side.DESTINATION
+WATCH_PATIENCE = 10  # see ScenarioContext.watch
 # How QEMU words "this build has no such migration mode / parameter".
 _UNSUPPORTED_TEXTS = ("does not accept value", "is unexpected")
 
@@ -92,6 +94,10 @@ class ScenarioContext:
         self.downtime_ms: float | None = None
         self.migrate_started: float | None = None  # monotonic time of the `migrate` command
         self.zombie_pid: int | None = None  # test fault leave_zombie (reaped after the observation)
+        self.machine_spec = spec.machine_spec
+        self.guest = GuestSession(self.machine_spec, self.run_dir, self.work)
+        self.logs.update(self.guest.logs())  # the Linux guest's console and virtio-serial port
+        self.qemu_devices: set[str] = set()  # the source QEMU's device models (profiles with a display)
 
     # ---- steps ----
     @contextlib.asynccontextmanager
@@ -121,32 +127,44 @@ class ScenarioContext:
 
     # ---- QEMU processes ----
     def ram_kind(self) -> str:
-        if not self.faults.shared_ram or self.spec.mode in (Mode.BOOT, Mode.NORMAL):
+        if not self.faults.shared_ram:
+            return "plain"
+        if self.machine_spec.memory != "auto":
+            return self.machine_spec.memory
+        if self.spec.mode in (Mode.BOOT, Mode.NORMAL):
             return "plain"
         return "file" if self.spec.mode is Mode.CPR_REBOOT else "memfd"
+
+    @property
+    def ram_mb(self) -> int:
+        return self.machine_spec.ram_mb or self.spec.guest_ram_mb
 
     def config(self, side: Side, incoming: list[str] | None = None) -> VmConfig:
         assert self.firmware is not None
         dst = side == DESTINATION
+        data_dirs = list(
+            self.spec.dst_data_dirs if dst and self.spec.dst_data_dirs is not None else self.spec.data_dirs
+        )
+        swap = (self.faults.swap_disk, self.faults.swap_netdev) if dst else (False, False)  # test faults
+        firmware, devices = self.guest.argv(self.firmware, self.qemu_devices, *swap)
         return VmConfig(
             binary=(self.spec.dst_qemu or self.spec.src_qemu) if dst else self.spec.src_qemu,
             firmware=self.firmware,
             machine=self.machine,
             serial_log=self.serial_log,
             qmp_socket=self.run_dir / f"qmp-{side}.sock",
-            ram_mb=self.spec.guest_ram_mb,
+            ram_mb=self.ram_mb,
             accel=self.accel,
             ram=self.ram_kind(),
+            file_aux=self.spec.mode in (Mode.CPR_TRANSFER, Mode.CPR_EXEC),
             mem_path=self.shm_file,
             aux_ram_share=self.aux_ram_share,
-            data_dirs=list(
-                self.spec.dst_data_dirs
-                if dst and self.spec.dst_data_dirs is not None
-                else self.spec.data_dirs
-            ),
+            data_dirs=[self.machine_spec.firmware_dir, *data_dirs] if self.guest.linux else data_dirs,
             default_devices=self.spec.default_devices,
             incoming=incoming or [],
             extra_args=list(self.faults.extra_dst_args) if dst else [],
+            firmware_args=firmware,
+            machine_args=devices,
         )
 
     def qemu(self, side: Side, cfg: VmConfig) -> Qemu:
@@ -172,8 +190,13 @@ class ScenarioContext:
     async def boot_source(self) -> Qemu:
         """Start the source, wait until the guest has written its pattern and counts, watch it run."""
         src = await self.launch(SOURCE, self.config(SOURCE))
+        layout = self.guest.layout
         async with self.step("guest boots and counts", SOURCE):
-            while await src.read_u32(guest.MAGIC_ADDR) != guest.MAGIC:
+            polls = 0
+            while await src.read_u32(layout.magic_addr) != layout.magic:
+                polls += 1
+                if polls % 10 == 0 and (problem := stopped_guest(await src.status(), self.accel, src)):
+                    raise problem
                 await asyncio.sleep(0.05)
         self.timings["setup_s"] = round(time.monotonic() - self.t0, 3)
         await self.watch(src)
@@ -182,23 +205,45 @@ class ScenarioContext:
         return src
 
     async def watch(self, vm: Qemu, seconds: float | None = None) -> None:
-        """query-status and the guest counter, then again after ``seconds`` of running."""
+        """query-status and the guest counter, then again after ``seconds`` of running. A running guest
+        whose counter has not moved yet is given up to :data:`WATCH_PATIENCE` times as long (a loaded
+        host may not run its vCPUs for a few seconds): a stuck guest still ends unmoved."""
+        wait = self.spec.observe_s if seconds is None else seconds
         async with self.step("watch the guest run", vm.side):
-            for i in range(2):
-                await self.observe(vm)
-                if i == 0:
-                    await asyncio.sleep(self.spec.observe_s if seconds is None else seconds)
+            await self.observe(vm)
+            await asyncio.sleep(wait)
+            counters, first = self.obs[vm.side].counters, self.obs[vm.side].counters[-1]
+            deadline = time.monotonic() + WATCH_PATIENCE * wait
+            while await vm.status() == "running" and time.monotonic() < deadline:
+                if await vm.read_u32(self.guest.layout.counter_addr) != first:
+                    break
+                await asyncio.sleep(0.2)
+            await self.observe(vm)
+            if counters[-1] == first and len(counters) >= 2:
+                self.note(
+                    "guest counter did not move", f"{vm.side}: {first} for {wait * (1 + WATCH_PATIENCE):g} s"
+                )
 
     async def observe(self, vm: Qemu) -> str:
         status = await vm.status()
-        self.obs[vm.side].counters.append(await vm.read_u32(guest.COUNTER_ADDR))
+        self.obs[vm.side].counters.append(await vm.read_u32(self.guest.layout.counter_addr))
         return status
 
     async def ram_digest(self, vm: Qemu) -> None:
+        """The pattern region's digest, and the device memory's (both where the guest does not write)."""
+        layout = self.guest.layout
         async with self.step("pmemsave pattern region", vm.side):
             self.obs[vm.side].ram_digest = await vm.ram_sha256(
-                guest.PATTERN_ADDR, guest.PATTERN_LEN, self.work / f"pattern-{vm.side}.bin"
+                layout.pattern_addr, layout.pattern_len, self.work / f"pattern-{vm.side}.bin"
             )
+        async with self.step("pmemsave device memory", vm.side):
+            self.obs[vm.side].device_memory = await self.guest.device_memory(vm, self.serial_log)
+
+    async def guest_self_check(self) -> None:
+        """The Linux guest reads back what it wrote and says so on COM1 (nothing for the firmware guest)."""
+        if self.guest.linux:
+            async with self.step("guest self-check", "guest", timeout=90):
+                await self.guest.self_check(self.serial_log)
 
     async def set_mode(self, vm: Qemu, mode: str, **params: Any) -> None:
         """migrate-set-parameters mode (+ params); a QEMU without the mode -> Unsupported with its text."""
@@ -272,6 +317,7 @@ class ScenarioContext:
         await self.ram_digest(dst)
         async with self.step("info qtree (after)", DESTINATION):
             self.obs[DESTINATION].qtree = await dst.qtree()
+        await self.guest_self_check()
 
     async def quit(self, vm: Qemu) -> None:
         async with self.step("quit", vm.side):
@@ -307,6 +353,7 @@ class ScenarioContext:
             recordable = vm.side != SOURCE or not was_running
             if side.exit_code is None and vm.proc.returncode is not None and recordable:
                 side.exit_code = vm.proc.returncode
+        await self.guest.close()
 
     def kill_all(self) -> None:
         """Last resort, synchronous: SIGKILL and reap every QEMU, remove temporary files."""
@@ -336,11 +383,13 @@ class ScenarioContext:
             serial_log=serial,
             source=src,
             destination=None if mode is Mode.BOOT else self.obs[DESTINATION],
-            guest_ram_bytes=self.spec.guest_ram_mb * 1024 * 1024,
+            guest_ram_bytes=self.ram_mb * 1024 * 1024,
             state_file_bytes=self.state_file_bytes,
+            rom_bytes=self.guest.rom_bytes or 0,
             downtime_ms=self.downtime_ms,
             upgrade=self.spec.upgrade,
             leftover_processes=leftover_processes(),
+            guest=self.guest.observe(serial),
         )
 
 

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from harness.live import checks, compat, guest
 from harness.live.argv import build_argv, versioned_machine
 from harness.live.context import DESTINATION, SOURCE, ScenarioContext
-from harness.live.errors import Refused, ScenarioFailed, Unsupported
+from harness.live.errors import EnvironmentLimit, Refused, ScenarioFailed, Unsupported
 from harness.live.faults import Faults
 from harness.live.guards import argv_problems, spec_problems
 from harness.live.kvm import kvm_problem
+from harness.live.machine import device_models, lacking, needed_models
 from harness.live.modes import RECIPES
 from harness.live.result import ScenarioResult
 from harness.live.spec import FaultSpec, ScenarioSpec
@@ -36,7 +37,7 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
         accel = Accel.TCG if why_tcg else Accel.KVM
     result = ScenarioResult(
         cell_id=spec.cell_id, scenario=spec.scenario, accel=spec.accel, accel_used=accel,
-        reproduce=spec.reproduce, started_at=started_at,
+        reproduce=spec.reproduce, started_at=started_at, machine=spec.machine_spec.name,
     )  # fmt: skip
     hooks = Faults(faults, spec.mode) if faults is not None else None
     ctx = ScenarioContext(spec, accel, faults, hooks)
@@ -69,9 +70,11 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
     result.qemu_version = {str(k): v for k, v in ctx.versions.items()}
     result.timings = dict(ctx.timings)
     result.timings["total_s"] = round(time.monotonic() - ctx.t0, 3)
-    result.timings["guest_ram_mb"] = float(spec.guest_ram_mb)  # what the pause is measured against
+    result.timings["guest_ram_mb"] = float(ctx.ram_mb)  # what the pause is measured against (the machine's)
     if pause is not None:
         result.timings["pause_ms"] = round(pause, 3)
+    if result.checks:
+        result.figures = checks.figures(obs)
     if ctx.downtime_ms is not None:
         result.timings["downtime_ms"] = ctx.downtime_ms
     if ctx.state_file_bytes is not None:
@@ -108,6 +111,18 @@ async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
             if ctx.spec.upgrade:
                 async with ctx.step("pin the source's machine type (upgrade)", "harness"):
                     ctx.machine = await asyncio.to_thread(versioned_machine, ctx.spec.src_qemu)
+            if ctx.machine_spec.devices:
+                async with ctx.step("device models of the QEMU", "harness"):
+                    ctx.qemu_devices = await asyncio.to_thread(device_models, ctx.spec.src_qemu)
+                    models = needed_models(ctx.machine_spec, ctx.qemu_devices)
+                    for binary in dict.fromkeys([ctx.spec.src_qemu, ctx.spec.dst_qemu or ctx.spec.src_qemu]):
+                        missing = await asyncio.to_thread(lacking, binary, ctx.machine_spec, models)
+                        if missing:
+                            raise Unsupported(
+                                f"{binary} lacks what machine {ctx.machine_spec.name!r} needs: {missing}"
+                            )
+            async with ctx.step("guest disks and channels", "harness"):
+                await ctx.guest.start(swap_disk=ctx.faults.swap_disk, swap_netdev=ctx.faults.swap_netdev)
             if ctx.faults.guard_rails:
                 for side in (SOURCE, DESTINATION):
                     problems += argv_problems(side, build_argv(ctx.config(side, incoming=["defer"])))
@@ -123,6 +138,8 @@ async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
         return Verdict.ERROR, f"refused by guard rail: {exc}"
     except Unsupported as exc:
         return Verdict.UNSUPPORTED, str(exc)
+    except EnvironmentLimit as exc:
+        return Verdict.UNSUPPORTED, f"limit of this host, not of QEMU: {exc}"
     except ScenarioFailed as exc:  # QemuError and StepTimeout included
         return Verdict.FAIL, str(exc)
     except Exception as exc:

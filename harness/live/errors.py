@@ -7,6 +7,8 @@
      ├── Refused                 a configuration QEMU would silently mishandle: a guard rail (error)
      ├── Unsupported             the QEMU under test lacks what the cell needs; QEMU's own text
      │                           (verdict unsupported)
+     ├── EnvironmentLimit        this host cannot run what the cell needs, e.g. a nested KVM that
+     │                           stops the Linux guest (verdict unsupported, QEMU's own text)
      └── ScenarioFailed          QEMU did not do what the recipe expects (verdict fail)
           ├── StepTimeout        a step did not finish in its time ("timeout in step ...")
           └── QemuError          the QEMU under test misbehaved
@@ -34,6 +36,10 @@ class Refused(LiveError):
 
 class Unsupported(LiveError):
     """The QEMU under test lacks the mode or option: verdict ``unsupported`` (QEMU's own text)."""
+
+
+class EnvironmentLimit(LiveError):
+    """This host cannot run what the cell needs (not a QEMU failure): verdict ``unsupported``."""
 
 
 class ScenarioFailed(LiveError):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from typing import Protocol
+
+from harness.live.errors import EnvironmentLimit, ScenarioFailed
 
 KVM_GET_API_VERSION = 0xAE00
 KVM_API_VERSION = 12
@@ -25,3 +28,34 @@ def kvm_problem(device: str = "/dev/kvm") -> str:
     finally:
         os.close(fd)
     return "" if version == KVM_API_VERSION else f"{device}: KVM API version {version}, expected 12"
+
+
+class _Stopped(Protocol):
+    side: str
+
+    def stderr_tail(self, lines: int = 8) -> str: ...
+
+
+# Runstates in which a booting guest will not go on by itself.
+STOPPED = ("internal-error", "guest-panicked", "shutdown", "io-error")
+KVM_EMULATION_FAILURE = "KVM internal error"
+
+
+def stopped_guest(state: str, accel: str, vm: _Stopped) -> ScenarioFailed | EnvironmentLimit | None:
+    """Why a guest that should be booting is not (None while it runs). Under KVM, ``internal-error`` with
+    "KVM internal error" on QEMU's stderr is this host's KVM failing to emulate the guest (a nested
+    KVM stops a distro kernel in its decompressor: "Suberror: 1 ... emulation failure"): a limit of the
+    environment, not a QEMU failure."""
+    if state not in STOPPED:
+        return None
+    tail = vm.stderr_tail(40)
+    said = [ln.strip() for ln in tail.splitlines() if "KVM" in ln or "emulation failure" in ln]
+    if accel == "kvm" and state == "internal-error" and any(KVM_EMULATION_FAILURE in ln for ln in said):
+        return EnvironmentLimit(
+            f"this host's KVM cannot run the guest (runstate internal-error during boot; a nested KVM "
+            f"cannot emulate it): {' | '.join(said[:3])}"
+        )
+    last = " | ".join(tail.splitlines()[-3:])
+    return ScenarioFailed(
+        f"{vm.side}: the guest stopped during boot (runstate {state})" + (f": {last}" if last else "")
+    )

@@ -141,6 +141,9 @@ class ScenarioResult:
     reproduce: str = ""
     started_at: str = ""  # ISO 8601
     finished_at: str = ""
+    machine: str = ""  # the machine profile ("" in results of earlier releases: minimal)
+    guest: dict[str, str] = field(default_factory=dict)  # provenance of the Linux guest (kernel, digests)
+    figures: dict[str, float] = field(default_factory=dict)  # disk records, stream lines and gap, ...
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.verdict)  # a plain "pass" becomes the enum (ValueError if unknown)
@@ -178,6 +181,9 @@ class ScenarioResult:
             "reproduce": self.reproduce,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "machine": self.machine,
+            "guest": dict(self.guest),
+            "figures": dict(self.figures),
         }
 
     @classmethod
@@ -217,6 +223,9 @@ class ScenarioResult:
             reproduce=str(d.get("reproduce", "")),
             started_at=str(d.get("started_at", "")),
             finished_at=str(d.get("finished_at", "")),
+            machine=str(d.get("machine", "")),
+            guest={str(k): str(v) for k, v in _dict(d, "guest").items()},
+            figures={str(k): float(v) for k, v in _dict(d, "figures").items() if v is not None},
         )
 
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
 from harness.live.errors import SpecError
+from harness.live.machine import MachineSpec
 from harness.live.vocab import Accel, Mode
 
 
@@ -39,6 +40,8 @@ def _is(value: object, tp: Any) -> bool:
         return any(_is(value, a) for a in args)
     if origin is list:
         return isinstance(value, list) and all(_is(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if tp is type(None):
         return value is None
     if tp is float:
@@ -67,6 +70,11 @@ class ScenarioSpec:
     observe_s: float = 1.0  # how long the guest is watched running on each side
     kvm_unavailable_reason: str = ""  # set by the host runner when it could not lend /dev/kvm
     repeat: int = 1  # run the scenario this many times in this container (fresh QEMUs each time)
+    machine: dict[str, Any] = field(default_factory=dict)  # a MachineSpec; {} = minimal
+
+    @property
+    def machine_spec(self) -> MachineSpec:
+        return MachineSpec.from_json(self.machine)
 
     @property
     def mode(self) -> Mode:
@@ -99,6 +107,7 @@ class ScenarioSpec:
             raise SpecError("step_timeout_s must be in (0, 3600] s and observe_s in [0, 600] s")
         if not 1 <= spec.repeat <= 1000:
             raise SpecError(f"repeat must be an integer in [1, 1000], not {spec.repeat!r}")
+        spec.machine_spec  # noqa: B018 (validates the machine, SpecError naming the key)
         return spec
 
 
@@ -122,6 +131,11 @@ class FaultSpec:
     pause_destination: bool = False  # `stop` the destination right after it resumes
     hang_migration: bool = False  # hold the source at pre-switchover and never continue
     cpr_transfer_uri_only: bool = False  # cpr-transfer `migrate {uri}` without channels (QEMU 11.1 aborts)
+    # Linux guest (machine profiles with devices) and device memory:
+    modify_disk: bool = False  # rewrite a record of the first disk image between the two QEMUs
+    swap_disk: bool = False  # the destination gets another (empty) first disk
+    swap_netdev: bool = False  # the destination's NIC is wired to another network peer
+    rewrite_rom: bool = False  # flip a page of the firmware ROM/flash in the new QEMU before it resumes
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

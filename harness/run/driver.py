@@ -74,8 +74,8 @@ def run_driver(
         write_json_atomic(work / "spec.json", spec.to_json())
         if faults is not None:
             write_json_atomic(work / "faults.json", faults.to_json())
-        for name, data in (extra_files or {}).items():
-            write_bytes_atomic(work / name, data)
+        for name, data in (extra_files or {}).items():  # the container's user may write them (a disk)
+            write_bytes_atomic(work / name, data, 0o666)
         if os.geteuid() == 0:
             give_folder(work, user)  # the container writes here as its own (non-root) user
         live = Mount(LIVE_DIR, f"{IN_CONTAINER_ROOT}/harness/live", read_only=True)

@@ -2,7 +2,9 @@
 
 The container is started from the image the build used (for a prebuilt tree: its image; for an upgrade
 pair: the one of the two images that derives from the other), with the build artifacts mounted
-read-only and ``/dev/kvm`` when KVM works on this host (see :mod:`harness.run.driver`).
+read-only and ``/dev/kvm`` when KVM works on this host (see :mod:`harness.run.driver`). A cell on a Linux
+machine profile also gets the assembled guest (:mod:`harness.build.guest`) read-only at ``/guest``, and a
+kernel or initramfs the matrix names at ``/guest-custom/``.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from harness.build.builder import Artifact
+from harness.build.guest import GuestBundle, custom_provenance
 from harness.config import images
 from harness.config.cells import ScenarioCell
 from harness.config.repo import CONTAINERS_DIR
-from harness.config.schema import Settings
+from harness.config.schema import Machine, Settings
 from harness.engine.containers import Engine, Limits, Mount
 from harness.errors import InfraError
 from harness.live.kvm import kvm_problem
+from harness.live.machine import MINIMAL
 from harness.live.result import ScenarioResult
 from harness.live.spec import ScenarioSpec
 from harness.live.vocab import Accel, Verdict
@@ -34,6 +40,11 @@ class CellPlan:
     source: Artifact
     target: Artifact | None  # upgrade cells only
     reproduce: str
+    guest: GuestBundle | None = None  # cells on a Linux machine profile
+
+
+GUEST_DIR = "/guest"
+LINUX_OBSERVE_S = 2.0  # a TCG Linux guest may take a second to show progress after a switch
 
 
 def _role_binary(artifact: Artifact, role: str) -> tuple[str, list[Mount], list[str]]:
@@ -61,10 +72,43 @@ def _unsupported(plan: CellPlan, reason: str) -> ScenarioResult:
     )
 
 
+def machine_spec(name: str, m: Machine, guest: GuestBundle | None) -> tuple[dict[str, Any], list[Mount]]:
+    """The driver's MachineSpec of profile ``m`` ({} for minimal), and what the container must mount."""
+    if name == MINIMAL:
+        return {}, []
+    spec: dict[str, Any] = {"name": name, "guest": m.guest, "vcpus": m.vcpus, "ram_mb": m.ram_mb or 0}
+    spec |= {"memory": m.memory, "firmware": m.firmware, "devices": list(m.devices)}
+    if m.guest != "linux":
+        return spec, []
+    if guest is None:
+        raise InfraError(f"machine {name}: no assembled Linux guest")
+    mounts = [Mount(guest.folder, GUEST_DIR, read_only=True)]
+    spec |= {
+        "kernel": f"{GUEST_DIR}/vmlinuz",
+        "initrd": f"{GUEST_DIR}/initrd.img",
+        "firmware_dir": f"{GUEST_DIR}/fw",
+    }
+    for key in ("kernel", "initrd"):
+        given = getattr(m, key)
+        if given:
+            mounts.append(Mount(Path(given), f"/guest-custom/{key}", read_only=True))
+            spec[key] = f"/guest-custom/{key}"
+    return spec, mounts
+
+
+def guest_provenance(m: Machine, guest: GuestBundle | None) -> dict[str, str]:
+    if m.guest != "linux" or guest is None:
+        return {}
+    if m.kernel and m.initrd:
+        return {**custom_provenance(Path(m.kernel), Path(m.initrd)), "firmware": str(guest.firmware)}
+    return dict(guest.provenance)
+
+
 def cell_spec(
     plan: CellPlan, settings: Settings, src_bin: str, dst_bin: str, dst_dirs: list[str], repeat: int = 1
 ) -> ScenarioSpec:
     cell = plan.cell
+    machine, _ = machine_spec(cell.machine_name, cell.machine, plan.guest)
     return ScenarioSpec(
         cell_id=cell.id,
         scenario=cell.scenario,
@@ -78,6 +122,8 @@ def cell_spec(
         step_timeout_s=settings.step_timeout_s,
         reproduce=plan.reproduce,
         repeat=repeat,
+        observe_s=LINUX_OBSERVE_S if cell.machine.guest == "linux" else 1.0,
+        machine=machine,
     )
 
 
@@ -102,7 +148,16 @@ def run_cell(
         image = plan.source.image if name == plan.source.image.name else target.image
     src_bin, mounts, _ = _role_binary(plan.source, "src")
     dst_bin, dst_mounts, dst_dirs = _role_binary(target, "dst") if plan.target else (src_bin, [], [])
-    spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs, repeat)
+    shm_mb = 2 * (cell.machine.ram_mb or settings.guest_ram_mb) + 256  # a machine's RAM, else settings'
+    limits = Limits(memory_mb=settings.scenario_memory_mb or 2 * shm_mb + 1024, pids=settings.pids_limit)
+    try:
+        spec = cell_spec(plan, settings, src_bin, dst_bin, dst_dirs, repeat)
+        guest_mounts = machine_spec(cell.machine_name, cell.machine, plan.guest)[1]
+    except InfraError as exc:
+        result = engine_failure(cell.id, exc)
+        result.reproduce, result.machine = plan.reproduce, cell.machine_name
+        store.save_scenario(result)
+        return result
     kvm_note = kvm_problem() if cell.accel is Accel.KVM else ""
     if cell.accel is Accel.KVM and kvm_note:
         spec.kvm_unavailable_reason = f"host: {kvm_note}"
@@ -112,10 +167,10 @@ def run_cell(
             engine,
             image,
             spec,
-            mounts=[*mounts, *dst_mounts],
+            mounts=[*mounts, *dst_mounts, *guest_mounts],
             kvm=cell.accel is Accel.KVM and not kvm_note,
-            shm_mb=settings.shm_mb,
-            limits=Limits(memory_mb=settings.scenario_memory, pids=settings.pids_limit),
+            shm_mb=shm_mb,
+            limits=limits,
             dest=store.cell_path(cell.id),
             label=f"scenario {cell.id}",
         )
@@ -123,6 +178,8 @@ def run_cell(
     except InfraError as exc:
         result = engine_failure(cell.id, exc)
     result.reproduce = plan.reproduce
+    result.machine = cell.machine_name
+    result.guest = guest_provenance(cell.machine, plan.guest)
     result.timings["cell_s"] = round(time.monotonic() - started, 3)  # container start to result stored
     store.save_scenario(result)
     return result

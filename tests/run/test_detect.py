@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import image_tag, run_harness
+from conftest import REPO, image_tag, run_harness
 
 from harness.run import detect
 from harness.run.detect import FAULTS, MODES, Fault, Job, Outcome, judge
@@ -21,10 +21,31 @@ def _out(fault: str, mode: str, verdict: str, reason: str = "", failed: list[str
 def test_fault_catalogue_is_consistent():
     keys = [f.key for f in FAULTS]
     assert len(keys) == len(set(keys))
-    assert {"a", "b", "c", "d1", "d2", "e1", "e2", "f", "g", "bug1", "bug2"} == set(keys)
+    assert {
+        "a",
+        "b",
+        "c",
+        "d1",
+        "d2",
+        "e1",
+        "e2",
+        "f",
+        "g",
+        "bug1",
+        "bug2",
+        "h1",
+        "h2",
+        "i",
+        "j1",
+        "j2",
+    } == set(keys)
     for f in FAULTS:
         assert f.modes and set(f.modes) <= set(MODES), f.key
         assert f.spec, f.key
+        assert f.machine in ("minimal", "virtio", "ovmf"), f.key
+    expected = {"h1": "disk-integrity", "h2": "disk-integrity", "i": "net-continuity", "j1": "device-memory"}
+    assert {k: _fault(k).expect for k in expected} == expected and _fault("j2").machine == "ovmf"
+    assert _fault("j1").modes == ("cpr-transfer", "cpr-exec")  # where the new QEMU must not reload ROMs
     assert _fault("e1").modes == ("cpr-reboot",) and _fault("d2").modes == MODES
     assert "cpr-exec" not in _fault("d1").modes  # the old QEMU *is* the new one after the exec
 
@@ -34,13 +55,38 @@ def test_fault_specs_are_valid_scenario_specs():
     from harness.live.spec import FaultSpec, ScenarioSpec
 
     for job in detect.plan(FAULTS, MODES, clean_runs=1):
-        spec, faults = detect.spec_for(job, "tcg")
+        spec, faults, mounts = detect.spec_for(job, "tcg")
+        assert mounts == []
         assert ScenarioSpec.from_json(spec.to_json()) == spec and spec.scenario == job.mode
         assert (faults is None) == (job.fault is None)
         if faults is not None:
             assert FaultSpec.from_json(faults.to_json()) == faults and faults.active()
-    clean, no_faults = detect.spec_for(Job(None, "normal", 3), "tcg")
+    clean, no_faults, _ = detect.spec_for(Job(None, "normal", 3), "tcg")
     assert no_faults is None and clean.cell_id == "detect/clean/normal/3/tcg"
+    assert detect.plan(FAULTS, MODES, 0) == [
+        j for j in detect.plan(FAULTS, MODES, 0) if j.machine_name == "minimal"
+    ]
+
+
+def test_linux_machines_get_the_guest_and_its_own_cell_ids(tmp_path):
+    from harness.build.guest import GuestBundle
+    from harness.config.matrix import load_matrix
+    from harness.config.schema import BUILTIN_MACHINES
+    from harness.live.spec import ScenarioSpec
+
+    guest = GuestBundle(tmp_path, {"kernel": "6.12"})
+    profiles = dict(BUILTIN_MACHINES) | load_matrix(REPO / "matrices" / "devices.yaml").machines
+    machines = detect.Machines(profiles, guest)
+    jobs = detect.plan(FAULTS, MODES, clean_runs=1, machines=["minimal", "virtio"])
+    assert "h1/virtio/normal" in [j.name for j in jobs] and "clean/virtio/cpr-exec/1" in [
+        j.name for j in jobs
+    ]
+    assert not [j for j in jobs if j.fault and j.fault.key == "j2"]  # ovmf not chosen
+    spec, faults, mounts = detect.spec_for(Job(_fault("h1"), "cpr-exec"), "tcg", machines=machines)
+    assert spec.cell_id == "detect/h1/virtio/cpr-exec/tcg" and faults is not None and faults.modify_disk
+    assert spec.machine_spec.linux and spec.machine_spec.devices == profiles["virtio"].devices
+    assert spec.machine["kernel"] == "/guest/vmlinuz" and mounts[0].source == tmp_path and mounts[0].read_only
+    assert spec.observe_s == 2.0 and ScenarioSpec.from_json(spec.to_json()) == spec
 
 
 def test_detectors_read_timeout_and_abort_from_the_reason():
@@ -83,13 +129,18 @@ def test_tables_and_problems():
     assert table[2].split(" | ")[1:] == ["–", "caught: **device-tree**", "–", "–", "MISSED |"]
     assert "caught: **state-file-size**" in table[3]
     clean = detect.clean_table(outcomes)
-    assert "| normal | 3 | 3 | 0 | – |" in clean
-    assert "| cpr-exec | 1 | 0 | 1 | fail: counter-serial: line 9" in clean
+    assert "| minimal | normal | 3 | 3 | 0 | – |" in clean
+    assert "| minimal | cpr-exec | 1 | 0 | 1 | fail: counter-serial: line 9" in clean
     found = detect.problems(faults, outcomes)
     assert found == [
         "a on cpr-exec: MISSED",
-        "false alarm: clean cpr-exec #0: fail: counter-serial: line 9: N=5 after N=3",
+        "false alarm: clean minimal/cpr-exec #0: fail: counter-serial: line 9: N=5 after N=3",
     ]
+    linux = [Outcome("clean", "normal", "pass", "", [], 1, machine="virtio")]
+    assert "| virtio | normal | 1 | 1 | 0 | – |" in detect.clean_table(linux)
+    assert "[virtio]" in detect.fault_table(
+        [_fault("h1")], [_out("h1", "normal", "fail", "", ["disk-integrity"])]
+    )
     text = detect.report(faults, outcomes, "img:tag", "tcg")
     assert "False alarms: 1 in 4 clean runs. 2 problem(s):" in text
 
@@ -143,6 +194,7 @@ def test_short_real_campaign_catches_seeded_bugs_without_false_alarms(tmp_path):
     )
     assert detect.problems(FAULTS, outcomes) == []
     by = {(o.fault, o.mode): o for o in outcomes}
+    assert by[("a", "normal")].detectors() == ["device-tree"]  # the destination ran, with the stray disk
     assert by[("g", "cpr-reboot")].reason.startswith("timeout in step 'wait for MIGRATION completed'")
     assert "assertion failed: (channel)" in by[("bug1", "cpr-transfer")].reason
     assert (tmp_path / "detect__a__normal__tcg" / "result.json").is_file()

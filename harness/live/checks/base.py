@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.live.result import Check
 from harness.live.vocab import CheckVerdict, Mode
+
+if TYPE_CHECKING:
+    from harness.live.guest.session import GuestObservation
 
 
 @dataclass
@@ -17,6 +20,7 @@ class SideObservation:
     qtree: str | None = None  # `info qtree` text
     counters: list[int] = field(default_factory=list)  # guest counter read via QMP, in read order
     ram_digest: str | None = None  # sha256 of the guest's pattern region
+    device_memory: dict[str, str] | None = None  # region label -> sha256 (ROM, flash, video, ACPI)
     exit_code: int | None = None  # None = process still alive at teardown
     resumed_after_migration: bool = False  # src ran again after its migration completed (forbidden)
 
@@ -29,9 +33,11 @@ class Observation:
     destination: SideObservation | None  # None for boot
     guest_ram_bytes: int
     state_file_bytes: int | None = None  # cpr-reboot (and cpr-exec) state file size
+    rom_bytes: int = 0  # ROM and flash the source maps (not guest RAM: a cpr-reboot state file carries it)
     downtime_ms: float | None = None  # QEMU's own figure from query-migrate
     leftover_processes: list[str] = field(default_factory=list)  # "pid comm state" found after teardown
     upgrade: bool = False  # source and destination are different QEMU builds
+    guest: GuestObservation | None = None  # the Linux guest's own evidence (None: the firmware guest)
 
 
 def passed_if(name: str, ok: bool, expected: str, observed: str, detail: str = "") -> Check:

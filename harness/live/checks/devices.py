@@ -1,4 +1,6 @@
-"""Device checks: the destination has the devices (and property values) the source had."""
+"""Device checks: the destination has the devices (and property values) the source had, and the device
+memory the guest does not write (firmware ROM and flash, option ROMs, video memory, ACPI tables) is
+byte-identical on both sides."""
 
 from __future__ import annotations
 
@@ -73,3 +75,37 @@ def check_device_tree(obs: Observation) -> Check:
         first = changed[0] if changed else "?"
         parts = [f"same devices, {len(changed)} changed line(s), first: {first}"]
     return passed_if("device-tree", False, expected, "; ".join(parts), diff)
+
+
+def check_device_memory(obs: Observation) -> Check:
+    if obs.destination is None:
+        return skipped("device-memory", "no destination (boot)")
+    a, b = obs.source.device_memory, obs.destination.device_memory
+    expected = (
+        "every ROM, flash, video-memory head and ACPI table identical (source before, destination after)"
+    )
+    if not a or not b:
+        missing = [side for side, d in (("source", a), ("destination", b)) if not d]
+        return passed_if(
+            "device-memory", False, expected, f"no {' and '.join(missing)} device memory was read"
+        )
+    rows, problems = [], []
+    for label in sorted(a.keys() | b.keys()):
+        x, y = a.get(label), b.get(label)
+        same = x == y
+        mark = "same     " if same else "DIFFERENT"
+        rows.append(f"{mark} {label}: {(x or 'absent')[:16]} -> {(y or 'absent')[:16]}")
+        if x is None:
+            problems.append(f"destination has an extra region {label}")
+        elif y is None:
+            problems.append(f"destination lacks {label}")
+        elif not same:
+            problems.append(f"{label} changed")
+    observed = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+    return passed_if(
+        "device-memory",
+        not problems,
+        expected,
+        observed or f"{len(rows)} region(s) identical",
+        "\n".join(rows),
+    )

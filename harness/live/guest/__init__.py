@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 COUNTER_ADDR = 0x0010_0000  # u32, incremented every ~0.1 s
@@ -29,6 +30,21 @@ FIRMWARE_SIZE = 64 * 1024
 LINK_ADDR = 0xF0000  # the image's low alias; its last 16 bytes hold the reset vector
 
 SOURCE = Path(__file__).with_name("guest.S")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a guest keeps what the harness reads over QMP: its counter, the magic it writes once running,
+    and a pattern region written once at boot (the Linux guest's differ from the firmware guest's)."""
+
+    counter_addr: int
+    magic_addr: int
+    magic: int
+    pattern_addr: int
+    pattern_len: int
+
+
+FIRMWARE_LAYOUT = Layout(COUNTER_ADDR, MAGIC_ADDR, MAGIC, PATTERN_ADDR, PATTERN_LEN)
 
 
 def expected_pattern() -> bytes:

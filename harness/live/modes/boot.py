@@ -9,4 +9,5 @@ async def run(ctx: ScenarioContext) -> None:
     src = await ctx.boot_source()
     await ctx.watch(src)
     await ctx.ram_digest(src)
+    await ctx.guest_self_check()
     await ctx.quit(src)
