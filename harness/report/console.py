@@ -13,22 +13,6 @@ from harness.report.views import count, label
 from harness.store.build_record import BuildRecord
 
 
-def build_lines(cell_id: str, record: BuildRecord) -> list[str]:
-    """A build's outcome: one line when it passed; else stage, error, log tail, fix, cause, remedy."""
-    if record.ok:
-        how = "cache hit" if record.cache_hit else f"{record.durations.get('total_s', 0):.0f}s"
-        return [f"  pass  {cell_id}  ({how}) {record.qemu_version or ''}"]
-    out = [f"  {str(record.verdict).upper()}  {cell_id}  stage {record.stage}: {record.error or ''}"]
-    out += [f"    | {line}" for line in record.log_tail[-12:]]
-    if record.hint:
-        out.append(f"    fix: {record.hint}")
-    if record.triage and record.triage.cause:
-        out.append(f"    cause: {record.triage.cause}")
-    if record.triage and record.triage.remedy:
-        out.append(f"    remedy: {record.triage.remedy}")
-    return out
-
-
 def pause_text(result: ScenarioResult) -> str:
     pause = result.timings.get("pause_ms")
     return f"pause {pause:.1f} ms  " if pause is not None else ""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_harness
 
-from harness import pipeline
+from harness.build import batch
 from harness.build.builder import BuildOutcome
 from harness.build.remedy import RemedyNotApplicable, apply_change, derived_cell
 from harness.config.cells import BuildCell
@@ -91,7 +91,7 @@ def test_fill_from_store_changes_the_tree_not_the_profile() -> None:
 class FakeBuilder:
     """Fails every cell whose flags hold --enable-werror with gcc's -Werror output, passes the others.
 
-    Triage is the real one: it runs after the builder (pipeline.run_builds), on the failing output."""
+    Triage is the real one: it runs after the builder (batch.run_builds), on the failing output."""
 
     WERROR = "../qobject/qlit.c:12:12: error: 'bait' defined but not used [-Werror=unused-function]"
 
@@ -118,7 +118,7 @@ def test_remedy_auto_retries_once_and_keeps_both_records(
     store = RunStore(tmp_path / "run")
     builder = FakeBuilder()
     cells = [_cell([*LEAN, "--enable-werror"])]
-    outcomes = pipeline.run_builds(builder, store, cells, "auto")  # type: ignore[arg-type]
+    outcomes = batch.run_builds(builder, store, cells, "auto")  # type: ignore[arg-type]
     assert builder.built == ["t/werror", "t/werror+disable-werror"]
     assert outcomes["t/werror"].ok and outcomes["t/werror"].cell_id == "t/werror+disable-werror"
     records = {k: r.to_json() for k, r in store.load_builds().items()}
@@ -150,7 +150,7 @@ class OldConfigureBuilder(FakeBuilder):
 def test_remedies_chain_until_the_build_passes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     store = RunStore(tmp_path / "run")
     builder = OldConfigureBuilder()
-    outcomes = pipeline.run_builds(builder, store, [_cell([*LEAN, "--enable-werror"])], "auto")  # type: ignore[arg-type]
+    outcomes = batch.run_builds(builder, store, [_cell([*LEAN, "--enable-werror"])], "auto")  # type: ignore[arg-type]
     final = "t/werror+disable-werror+without-disable-download"
     assert builder.built == ["t/werror", "t/werror+disable-werror", final]
     assert outcomes["t/werror"].ok and outcomes["t/werror"].cell_id == final
@@ -163,7 +163,7 @@ def test_remedies_chain_until_the_build_passes(tmp_path: Path, capsys: pytest.Ca
 
 def test_remedy_off_does_not_retry(tmp_path: Path) -> None:
     builder = FakeBuilder()
-    outcomes = pipeline.run_builds(builder, RunStore(tmp_path), [_cell(["--enable-werror"])])  # type: ignore[arg-type]
+    outcomes = batch.run_builds(builder, RunStore(tmp_path), [_cell(["--enable-werror"])])  # type: ignore[arg-type]
     assert builder.built == ["t/werror"] and not outcomes["t/werror"].ok
 
 
@@ -234,7 +234,7 @@ def test_deliberate_werror_failure_is_classified_and_remedied(
     engine = Engine.connect(progress=print)
     builder = Builder(engine, cache_dir.resolve(), root / "patches", root, jobs=2, progress=print)
     store = RunStore(tmp_path / "reports" / "run")
-    outcomes = pipeline.run_builds(builder, store, builds, "auto")
+    outcomes = batch.run_builds(builder, store, builds, "auto")
     out = capsys.readouterr().out
 
     records = {k: r.to_json() for k, r in store.load_builds().items()}
@@ -276,11 +276,11 @@ class SharingBuilder(FakeBuilder):
 
 
 def test_build_slots_split_one_budget() -> None:
-    assert pipeline.build_slots(2, 3, None) == (1, 2)  # 2 cores: one build at a time, -j2
-    assert pipeline.build_slots(16, 3, None) == (3, 5)  # 16 cores, 3 cells: 3 at once, -j5 each
-    assert pipeline.build_slots(16, 10, None) == (4, 4)
-    assert pipeline.build_slots(2, 3, 2) == (2, 1) and pipeline.build_slots(2, 3, 8) == (2, 1)
-    assert pipeline.build_slots(8, 1, 4) == (1, 8)
+    assert batch.build_slots(2, 3, None) == (1, 2)  # 2 cores: one build at a time, -j2
+    assert batch.build_slots(16, 3, None) == (3, 5)  # 16 cores, 3 cells: 3 at once, -j5 each
+    assert batch.build_slots(16, 10, None) == (4, 4)
+    assert batch.build_slots(2, 3, 2) == (2, 1) and batch.build_slots(2, 3, 8) == (2, 1)
+    assert batch.build_slots(8, 1, 4) == (1, 8)
 
 
 def test_parallel_builds_share_the_budget_and_keep_cells_apart(tmp_path: Path) -> None:
@@ -288,7 +288,7 @@ def test_parallel_builds_share_the_budget_and_keep_cells_apart(tmp_path: Path) -
     cells = [_cell(LEAN), _cell([*LEAN, "--enable-werror"])]
     cells[0] = BuildCell("a/lean", "a", cells[0].tree, "lean", cells[0].profile)
     lines: list[str] = []
-    outcomes = pipeline.run_builds(builder, RunStore(tmp_path), cells, "auto", lines.append, parallel=2)  # type: ignore[arg-type]
+    outcomes = batch.run_builds(builder, RunStore(tmp_path), cells, "auto", lines.append, parallel=2)  # type: ignore[arg-type]
     assert list(outcomes) == ["a/lean", "t/werror"]  # cell order, whatever finished first
     assert builder.shares == [2, 2] and sorted(builder.built) == [
         "a/lean",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from harness import pipeline
+from harness.build import batch
 from harness.store.runs import RunStore
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.faults]
@@ -83,7 +83,7 @@ def test_a_target_whose_device_config_breaks_common_code_is_excluded(
     engine = Engine.connect(progress=print)
     builder = Builder(engine, cache_dir.resolve(), root / "patches", root, jobs=2, progress=print)
     store = RunStore(tmp_path / "reports" / "run")
-    outcomes = pipeline.run_builds(builder, store, builds, "auto")
+    outcomes = batch.run_builds(builder, store, builds, "auto")
     out = capsys.readouterr().out
 
     records = {k: r.to_json() for k, r in store.load_builds().items()}
