@@ -19,7 +19,7 @@ from harness.live.faults import Faults
 from harness.live.guards import argv_problems, spec_problems
 from harness.live.kvm import kvm_problem
 from harness.live.machine import device_models, lacking, needed_models
-from harness.live.modes import RECIPES
+from harness.live.modes import recipe_of
 from harness.live.result import ScenarioResult
 from harness.live.spec import FaultSpec, ScenarioSpec
 from harness.live.vocab import Accel, Verdict
@@ -92,7 +92,7 @@ async def _learn_capabilities(ctx: ScenarioContext) -> None:
         found = [await asyncio.to_thread(compat.probe, b, each) for b in binaries]
     for caps in found:
         ctx.note(f"capabilities of {caps.binary}", json.dumps(caps.to_json(), sort_keys=True))
-        reason = caps.lacks(ctx.spec.scenario)
+        reason = caps.lacks(ctx.spec.mode)
         if reason:
             raise Unsupported(reason)
     ctx.aux_ram_share = all(caps.aux_ram_share for caps in found)
@@ -128,7 +128,7 @@ async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
                     problems += argv_problems(side, build_argv(ctx.config(side, incoming=["defer"])))
                 if problems:
                     raise Refused("; ".join(problems))
-            await RECIPES[ctx.spec.mode](ctx)
+            await recipe_of(ctx.spec)(ctx)
             await ctx.hooks.after_recipe(ctx)
             return Verdict.PASS, ""
         finally:
