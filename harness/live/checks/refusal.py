@@ -36,7 +36,7 @@ def refusal_checks(obs: Observation, r: RefusalObservation) -> list[Check]:
         check_source_runstates(obs),
         check_boot_marker(obs),
         check_counter_serial(obs),
-        check_source_counter(obs),
+        check_source_counter(obs, r),
         *(_after(c) for c in (check_ram_digest(before_after), check_device_tree(before_after))),
         _after(check_device_memory(before_after)),
         check_source_hygiene(obs),
@@ -65,16 +65,20 @@ def check_source_runstates(obs: Observation) -> Check:
     return passed_if("runstates", not problem, expected, f"source: {problem}" if problem else _arrow(states))
 
 
-def check_source_counter(obs: Observation) -> Check:
-    """The guest counter read over QMP never goes back and has advanced by the end (it ran on)."""
-    values = obs.source.counters
+def check_source_counter(obs: Observation, r: RefusalObservation) -> Check:
+    """The guest counter read over QMP never goes back and has advanced since the provocation (the
+    guest runs on after the refusal, not only before it)."""
+    values, before = obs.source.counters, r.before.counters
     problem = ""
     if len(values) < 2:
         problem = f"only {len(values)} read(s)"
     elif any(b < a for a, b in zip(values, values[1:], strict=False)):
         problem = f"the counter went back: {values}"
-    elif values[-1] <= values[0]:
-        problem = f"the counter did not advance ({values[0]} → {values[-1]}): the guest does not run"
+    elif values[-1] <= (before[-1] if before else values[0]):
+        last = before[-1] if before else values[0]
+        problem = (
+            f"the counter did not advance after the refusal ({last} → {values[-1]}): the guest does not run"
+        )
     return passed_if(
         "counter-qmp", not problem, "source counter increases across the refusal", problem or str(values)
     )
