@@ -422,7 +422,16 @@ class ScenarioContext:
             leftover_processes=leftover_processes(),
             guest=self.guest.observe(serial),
             refusal=self.refusal,
+            qemu_stderr=self.qemu_stderr(),
         )
+
+    def qemu_stderr(self) -> dict[str, str]:
+        """Every QEMU's stderr log (the new QEMU of cpr-exec writes to the old one's), for the sanitizers."""
+        out = {}
+        for path in dict.fromkeys(vm.stderr_path for vm in self.vms):
+            with contextlib.suppress(OSError):
+                out[path.name] = path.read_text(errors="replace")
+        return out
 
 
 def _is_completed(e: dict[str, Any]) -> bool:

@@ -59,6 +59,8 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
             reason += f" (checks failed to evaluate: {type(exc).__name__}: {exc})"
     if verdict is Verdict.PASS:
         verdict, reason = checks.verdict_of(result.checks)
+    elif any(c.name == "sanitizers" and c.verdict == "fail" for c in result.checks):
+        reason += "; " + next(c.observed for c in result.checks if c.name == "sanitizers")
     elif obs.leftover_processes:
         reason += f"; leftover processes: {'; '.join(obs.leftover_processes)}"
     if why_tcg:

@@ -56,6 +56,7 @@ def test_a_clean_refusal_passes_every_check() -> None:
         "device-tree",
         "device-memory",
         "process-hygiene",
+        "sanitizers",
     ]
     assert {c.verdict for c in got.values()} == {"pass"}, got
     assert got["refusal"].observed == "MIGRATION failed: cpr-exec-command is not set"

@@ -6,7 +6,8 @@ A scenario fills an :class:`~harness.live.checks.base.Observation`; :func:`evalu
 (runstates, process hygiene), ``continuity`` (boot marker, counters, RAM digest), ``devices`` (device
 tree, device memory), ``timing`` (state file, pause); for the Linux guest only: ``storage`` (disk
 integrity), ``network`` (net continuity), ``health`` (its kernel log, its own self-check); for refusal
-scenarios: ``refusal`` (QEMU refused, the source unharmed).
+scenarios: ``refusal`` (QEMU refused, the source unharmed); for all: ``sanitizers`` (ASan/UBSan reports
+in any QEMU's stderr).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from harness.live.checks.health import check_guest_health, check_guest_self_chec
 from harness.live.checks.lifecycle import check_process_hygiene, check_runstates
 from harness.live.checks.network import check_net_continuity, stream_gaps
 from harness.live.checks.refusal import refusal_checks
+from harness.live.checks.sanitizers import check_sanitizers
 from harness.live.checks.storage import check_disk_integrity
 from harness.live.checks.timing import check_pause_time, check_state_file_size, pause_ms, switch_window
 from harness.live.result import Check
@@ -58,7 +60,7 @@ def evaluate(obs: Observation) -> list[Check]:
             check_guest_health(obs),
             check_guest_self_check(obs),
         ]
-    return checks
+    return [*checks, check_sanitizers(obs)]
 
 
 def figures(obs: Observation) -> dict[str, float]:

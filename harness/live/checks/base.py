@@ -39,6 +39,7 @@ class Observation:
     upgrade: bool = False  # source and destination are different QEMU builds
     guest: GuestObservation | None = None  # the Linux guest's own evidence (None: the firmware guest)
     refusal: RefusalObservation | None = None  # a refusal scenario's outcome (None: a mode's recipe)
+    qemu_stderr: dict[str, str] = field(default_factory=dict)  # log name -> every QEMU's stderr (sanitizers)
 
 
 @dataclass

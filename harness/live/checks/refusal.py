@@ -14,6 +14,7 @@ from harness.live.checks.base import Observation, RefusalObservation, passed_if
 from harness.live.checks.continuity import check_boot_marker, check_counter_serial, check_ram_digest
 from harness.live.checks.devices import check_device_memory, check_device_tree
 from harness.live.checks.lifecycle import _arrow, _sequence_problem
+from harness.live.checks.sanitizers import check_sanitizers
 from harness.live.processes import describe_exit
 from harness.live.result import Check
 
@@ -40,6 +41,7 @@ def refusal_checks(obs: Observation, r: RefusalObservation) -> list[Check]:
         *(_after(c) for c in (check_ram_digest(before_after), check_device_tree(before_after))),
         _after(check_device_memory(before_after)),
         check_source_hygiene(obs),
+        check_sanitizers(obs),
     ]
 
 
