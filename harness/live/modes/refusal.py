@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from harness.live.qemu import Qemu
 from harness.live.refusals import Refusal
 from harness.live.vocab import Mode, Side
 
+# QAPI's input visitor: an argument of the wrong type or name (the harness's mistake, not QEMU refusing).
+OUR_MISTAKE = re.compile(r"Parameter '[^']*' (expects |is unexpected)")
 EXEC_GRACE_S = 3.0  # cpr-exec: how long after `completed` a failed exec may still report `failed`
 MISSING_BINARY = "/nonexistent/cpr-harness/qemu-system-x86_64"
 
@@ -104,14 +107,14 @@ async def _provoke(ctx: ScenarioContext, refusal: Refusal, src: Qemu) -> tuple[s
         try:
             await src.cmd("migrate-set-parameters", params)
         except QmpCommandError as exc:
-            return exc.desc, "migrate-set-parameters (QMP error)"
+            return _refusal(exc), "migrate-set-parameters (QMP error)"
     args = await _migrate_args(ctx, refusal)
     start = len(src.events)
     async with ctx.step("migrate (QEMU must refuse)", SOURCE):
         try:
             await src.cmd("migrate", args)
         except QmpCommandError as exc:
-            return exc.desc, "migrate (QMP error)"
+            return _refusal(exc), "migrate (QMP error)"
     async with ctx.step("wait for the migration's outcome", SOURCE):
         status = await src.wait_migration(start)
         if status == "failed":
@@ -121,15 +124,28 @@ async def _provoke(ctx: ScenarioContext, refusal: Refusal, src: Qemu) -> tuple[s
     raise ScenarioFailed(f"QEMU reported success instead of refusing: MIGRATION {status}")
 
 
+def _refusal(exc: QmpCommandError) -> str:
+    """QEMU's words refusing; a QAPI type error is the harness's own mistake in the arguments, never a
+    refusal (it would pass the scenario for the wrong reason): ``error``."""
+    if OUR_MISTAKE.match(exc.desc):
+        raise HarnessArgumentError(f"the harness sent {exc.command} a malformed argument: {exc.desc}")
+    return exc.desc
+
+
+class HarnessArgumentError(Exception):
+    """The harness's own bug (the driver reports any other exception as ``error``)."""
+
+
 async def _migrate_args(ctx: ScenarioContext, refusal: Refusal) -> dict[str, object]:
     """``migrate``'s arguments; for cpr-transfer, first a destination listening on its cpr channel."""
     if refusal.mode is not Mode.CPR_TRANSFER:
         return {"uri": f"file:{ctx.state_file}"}
     cpr_sock = ctx.run_dir / "cpr.sock"
     cpr = {"transport": "socket", "type": "unix", "path": str(cpr_sock)}
-    main: dict[str, str] = {"transport": "socket", "type": "unix", "path": str(ctx.run_dir / "migrate.sock")}
+    main_sock = str(ctx.run_dir / "migrate.sock")
+    main: dict[str, object] = {"transport": "socket", "type": "unix", "path": main_sock}
     if refusal.main_channel == "file":
-        main = {"transport": "file", "filename": str(ctx.state_file), "offset": "0"}
+        main = {"transport": "file", "filename": str(ctx.state_file), "offset": 0}
     incoming = ["defer", json.dumps({"channel-type": "cpr", "addr": cpr})]
     cfg = provoked(ctx, refusal, DESTINATION, incoming=incoming)
     dst = await ctx.launch(DESTINATION, cfg, connect=False)
