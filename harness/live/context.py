@@ -362,8 +362,11 @@ class ScenarioContext:
         await self.quit(src)
 
     def note_state_file(self) -> None:
+        """The bytes the state file holds: a sparse file (mapped-ram lays RAM blocks out at fixed offsets,
+        1 MiB-aligned) counts its allocated blocks, a dense one its size."""
         if self.state_file.exists():
-            self.state_file_bytes = self.state_file.stat().st_size
+            st = self.state_file.stat()
+            self.state_file_bytes = min(st.st_size, st.st_blocks * 512)
 
     # ---- teardown and the observation ----
     async def teardown(self) -> None:
