@@ -6,10 +6,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pytest
 from observations import QTREE_DST_EXTRA_HD, good
 
 from harness.live.checks import Observation, evaluate
 from harness.live.checks.base import RefusalObservation
+from harness.live.errors import QmpCommandError
+from harness.live.modes import refusal
 from harness.live.result import Check
 
 
@@ -89,3 +92,15 @@ def test_changed_ram_and_devices_fail_against_the_source_before() -> None:
 def test_a_source_that_died_fails_hygiene() -> None:
     got = checks(refused(exit_code=-11))
     assert got["process-hygiene"].verdict == "fail" and "SIGSEGV" in got["process-hygiene"].observed
+
+
+def test_a_qapi_type_error_is_the_harness_mistake_never_a_refusal() -> None:
+    ours = QmpCommandError(
+        "source", "migrate", "GenericError", "Parameter 'channels[0].addr.offset' expects uint64"
+    )
+    with pytest.raises(refusal.HarnessArgumentError, match="malformed argument"):
+        refusal._refusal(ours)
+    theirs = QmpCommandError(
+        "source", "migrate", "GenericError", "Migration requires streamable transport (eg unix)"
+    )
+    assert refusal._refusal(theirs) == "Migration requires streamable transport (eg unix)"
