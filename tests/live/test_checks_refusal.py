@@ -104,3 +104,8 @@ def test_a_qapi_type_error_is_the_harness_mistake_never_a_refusal() -> None:
         "source", "migrate", "GenericError", "Migration requires streamable transport (eg unix)"
     )
     assert refusal._refusal(theirs) == "Migration requires streamable transport (eg unix)"
+
+
+def test_a_source_that_died_has_no_evidence_after_and_fails_for_it() -> None:
+    got = failed(refused(ram_digest=None, device_memory=None, qtree=None, exit_code=-11))
+    assert {"ram-digest", "device-tree", "device-memory", "process-hygiene"} <= got

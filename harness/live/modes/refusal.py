@@ -65,6 +65,8 @@ async def run(ctx: ScenarioContext, refusal: Refusal) -> None:
     ctx.refusal = RefusalObservation(
         refusal.name, refusal.provokes, refusal.documented, before=copy.deepcopy(ctx.obs[SOURCE])
     )
+    after = ctx.obs[SOURCE]  # evidence after the refusal is taken anew: a source that died has none
+    after.ram_digest, after.device_memory, after.qtree = None, None, None
     if refusal.capability:
         async with ctx.step(f"turn on {refusal.capability} (normal mode)", SOURCE):
             try:
