@@ -60,7 +60,8 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
     if verdict is Verdict.PASS:
         verdict, reason = checks.verdict_of(result.checks)
     elif any(c.name == "sanitizers" and c.verdict == "fail" for c in result.checks):
-        reason += "; " + next(c.observed for c in result.checks if c.name == "sanitizers")
+        # the sanitizer's report first: QEMU's stderr tail in the reason is then the end of that report
+        reason = next(c.observed for c in result.checks if c.name == "sanitizers") + "; " + reason
     elif obs.leftover_processes:
         reason += f"; leftover processes: {'; '.join(obs.leftover_processes)}"
     if why_tcg:
