@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from harness.live import migration, sanitizers
 from harness.live.argv import VmConfig, build_argv
 from harness.live.checks import Observation, SideObservation
 from harness.live.checks.base import RefusalObservation
 from harness.live.errors import QemuError, QmpCommandError, ScenarioFailed, StepTimeout, Unsupported
 from harness.live.guest.session import GuestSession
 from harness.live.kvm import stopped_guest
-from harness.live.migration import capability_args, refusal
 from harness.live.processes import leftover_processes
 from harness.live.qemu import Qemu, QmpLog
 from harness.live.result import Step
@@ -271,22 +271,9 @@ class ScenarioContext:
 
     async def migration_options(self, vm: Qemu) -> None:
         """The cell's option set on ``vm`` (nothing for the default set); QEMU refusing it: Unsupported."""
-        opts = self.options
-        if opts.default:
-            return
-        async with self.step(f"option set {opts.name}", vm.side):
-            if opts.capabilities:
-                await self.options_command(vm, "migrate-set-capabilities", capability_args(opts.capabilities))
-            if opts.parameters:
-                await self.options_command(vm, "migrate-set-parameters", dict(opts.parameters))
-
-    async def options_command(self, vm: Qemu, name: str, args: dict[str, Any]) -> None:
-        """A QMP command the option set changes: QEMU's error is ``unsupported`` under a non-default set."""
-        try:
-            await vm.cmd(name, args)
-        except QmpCommandError as exc:
-            refused = refusal(self.options, self.versions.get(vm.side, "QEMU"), exc)
-            raise refused or exc from None
+        if not self.options.default:
+            async with self.step(f"option set {self.options.name}", vm.side):
+                await migration.apply(vm, self.options, self.versions.get(vm.side, "QEMU"))
 
     async def migrate(self, src: Qemu, args: dict[str, Any]) -> int:
         """Issue ``migrate`` (after the option set); returns the index of the source's next event."""
@@ -296,7 +283,7 @@ class ScenarioContext:
         start = len(src.events)
         async with self.step("migrate", SOURCE):
             self.migrate_started = time.monotonic()
-            await self.options_command(src, "migrate", args)
+            await migration.command(src, self.options, self.versions.get(SOURCE, "QEMU"), "migrate", args)
         await self.hooks.after_migrate(self, src, start)
         return start
 
@@ -304,7 +291,8 @@ class ScenarioContext:
         """``migrate-incoming`` on the destination, after the option set."""
         await self.migration_options(dst)
         async with self.step("migrate-incoming", DESTINATION):
-            await self.options_command(dst, "migrate-incoming", {"uri": uri})
+            version = self.versions.get(DESTINATION, "QEMU")
+            await migration.command(dst, self.options, version, "migrate-incoming", {"uri": uri})
 
     async def state_of(self, vm: Qemu) -> str:
         """The runstate, or why it could not be read (for messages; never raises)."""
@@ -425,16 +413,8 @@ class ScenarioContext:
             leftover_processes=leftover_processes(),
             guest=self.guest.observe(serial),
             refusal=self.refusal,
-            qemu_stderr=self.qemu_stderr(),
+            qemu_stderr=sanitizers.stderr_logs(vm.stderr_path for vm in self.vms),
         )
-
-    def qemu_stderr(self) -> dict[str, str]:
-        """Every QEMU's stderr log (the new QEMU of cpr-exec writes to the old one's), for the sanitizers."""
-        out = {}
-        for path in dict.fromkeys(vm.stderr_path for vm in self.vms):
-            with contextlib.suppress(OSError):
-                out[path.name] = path.read_text(errors="replace")
-        return out
 
 
 def _is_completed(e: dict[str, Any]) -> bool:

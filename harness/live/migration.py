@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from harness.live.errors import QmpCommandError, SpecError, Unsupported
+from harness.live.qemu import Qemu
 
 DEFAULT = "default"
 NAME = re.compile(r"[a-z][a-z0-9-]*")
@@ -93,3 +94,19 @@ def refusal(options: MigrationOptions, version: str, exc: QmpCommandError) -> Un
         f"{version}: option set {options.name!r} ({options.describe()}) refused by the {exc.side}'s "
         f"{exc.command}: {exc.desc}"
     )
+
+
+async def apply(vm: Qemu, options: MigrationOptions, version: str) -> None:
+    """Turn on the set's capabilities and set its parameters on ``vm`` (QEMU refusing: Unsupported)."""
+    if options.capabilities:
+        await command(vm, options, version, "migrate-set-capabilities", capability_args(options.capabilities))
+    if options.parameters:
+        await command(vm, options, version, "migrate-set-parameters", dict(options.parameters))
+
+
+async def command(vm: Qemu, options: MigrationOptions, version: str, name: str, args: dict[str, Any]) -> None:
+    """A QMP command the set changes: QEMU's error is ``unsupported`` under a non-default set."""
+    try:
+        await vm.cmd(name, args)
+    except QmpCommandError as exc:
+        raise refusal(options, version, exc) or exc from None

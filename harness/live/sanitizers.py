@@ -11,8 +11,11 @@ check, naming the sanitizer, its one-line summary and where (the first stack fra
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 ENV = {
     "ASAN_OPTIONS": "detect_leaks=0:print_summary=1",
@@ -62,3 +65,12 @@ def scan(text: str) -> list[Report]:
 def summaries(text: str) -> list[str]:
     """The ``SUMMARY: …Sanitizer: …`` lines (a report whose head was cut off still has one)."""
     return [f"{m.group(1)}: {m.group(2)}" for ln in text.splitlines() if (m := _SUMMARY.match(ln))]
+
+
+def stderr_logs(paths: Iterable[Path]) -> dict[str, str]:
+    """Every QEMU's stderr log by file name, each once (the new QEMU of cpr-exec writes to the old one's)."""
+    out = {}
+    for path in dict.fromkeys(paths):
+        with contextlib.suppress(OSError):
+            out[path.name] = path.read_text(errors="replace")
+    return out
