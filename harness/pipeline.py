@@ -257,7 +257,11 @@ def _scenarios(
             return result
         if cell.machine.guest == "linux" and guest is None:
             result = ScenarioResult.error(cell.id, f"no Linux guest: {guest_error}", infra=True)
-            result.reproduce, result.machine = reproduce, cell.machine_name
+            result.reproduce, result.machine, result.migration = (
+                reproduce,
+                cell.machine_name,
+                cell.migration_name,
+            )
             store.save_scenario(result)
             return result
         plan = CellPlan(cell, source.artifact, target.artifact if target else None, reproduce, guest)

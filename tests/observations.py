@@ -220,6 +220,7 @@ NAMES = [
     "process-hygiene",
     "state-file-size",
     "pause-time",
+    "sanitizers",
 ]
 
 

@@ -1,5 +1,6 @@
-"""Cells: the matrix expanded into build cells (tree x profile) and scenario cells (build x scenario x
-accel, plus upgrades), with stable, readable ids; and the selection of cells by fnmatch patterns.
+"""Cells: the matrix expanded into build cells (tree x profile) and scenario cells (build x machine x
+option set x scenario x accel, plus upgrades), with stable, readable ids; and the selection of cells by
+fnmatch patterns.
 """
 
 from __future__ import annotations
@@ -9,9 +10,21 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from harness.config.schema import BUILTIN_MACHINES, PREBUILT, Machine, Matrix, Profile, Rule, Tree
+from harness.config.schema import (
+    BUILTIN_MACHINES,
+    BUILTIN_MIGRATIONS,
+    PREBUILT,
+    Machine,
+    Matrix,
+    MigrationSet,
+    Profile,
+    Rule,
+    Tree,
+)
 from harness.errors import ConfigError
 from harness.live.machine import MINIMAL
+from harness.live.migration import DEFAULT as DEFAULT_MIGRATION
+from harness.live.refusals import REFUSALS
 from harness.live.vocab import Accel, CellId, Mode
 
 
@@ -28,24 +41,35 @@ class BuildCell:
 
 @dataclass(frozen=True)
 class ScenarioCell:
-    """One scenario on one accelerator and machine profile, on a build (or on an upgrade: ``build`` ->
-    ``target``). Ids: ``<build>/<scenario>/<accel>`` on the ``minimal`` machine (the ids of earlier
-    releases), ``<build>/<machine>/<scenario>/<accel>`` on any other (``upgrade/<name>/...`` likewise)."""
+    """One scenario (a mode, or a refusal scenario) on one accelerator, machine profile and migration
+    option set, on a build (or on an upgrade: ``build`` -> ``target``). Ids:
+    ``<build>[/<machine>][/<option set>]/<scenario>/<accel>``: the ``minimal`` machine and the ``default``
+    option set add no part (the ids of earlier releases); ``upgrade/<name>/...`` likewise."""
 
     id: str  # a CellId
     build: BuildCell
     target: BuildCell | None
-    scenario: Mode
+    scenario: str  # a Mode value, or a refusal scenario's name (harness.live.refusals)
     accel: Accel
     machine_name: str = MINIMAL
     machine: Machine = field(default=BUILTIN_MACHINES[MINIMAL], compare=False)
+    migration_name: str = DEFAULT_MIGRATION
+    migration: MigrationSet = field(default=BUILTIN_MIGRATIONS[DEFAULT_MIGRATION], compare=False)
+
+    @property
+    def mode(self) -> Mode:
+        """The mode the cell runs (a refusal scenario: the mode it tries)."""
+        refusal = REFUSALS.get(self.scenario)
+        return refusal.mode if refusal else Mode(self.scenario)
 
 
-def scenario_id(head: str, machine: str, scenario: str, accel: str) -> CellId:
+def scenario_id(
+    head: str, machine: str, scenario: str, accel: str, migration: str = DEFAULT_MIGRATION
+) -> CellId:
     """The id of a scenario cell (see :class:`ScenarioCell`)."""
-    return (
-        CellId.of(head, scenario, accel) if machine == MINIMAL else CellId.of(head, machine, scenario, accel)
-    )
+    extra = [machine] if machine != MINIMAL else []
+    extra += [migration] if migration != DEFAULT_MIGRATION else []
+    return CellId.of(head, *extra, scenario, accel)
 
 
 def build_cells(m: Matrix) -> list[BuildCell]:
@@ -60,8 +84,7 @@ def build_cells(m: Matrix) -> list[BuildCell]:
     return cells
 
 
-def _matches(rule: Rule, tree: str, profile: str, scenario: str, accel: str, machine: str) -> bool:
-    values = {"tree": tree, "profile": profile, "scenario": scenario, "accel": accel, "machine": machine}
+def _matches(rule: Rule, values: dict[str, str]) -> bool:
     return all(fnmatchcase(values[k], pat) for k, pat in rule.model_dump(exclude_none=True).items())
 
 
@@ -74,29 +97,40 @@ def rule_builds(m: Matrix, rule: Rule) -> list[BuildCell]:
 
 
 def scenario_cells(m: Matrix) -> list[ScenarioCell]:
-    """Build cells x machines x scenarios x accels, minus exclude rules, plus include rules, then upgrades."""
-    scenarios = m.scenarios + [s for s in Mode if s not in m.scenarios]
+    """Build cells x machines x option sets x scenarios (modes, then refusals) x accels, minus exclude
+    rules, plus include rules, then upgrades. Only migrating modes take an option set other than
+    ``default``."""
+    scenarios: list[str] = [*m.scenarios, *(s for s in Mode if s not in m.scenarios)]
+    scenarios += [*m.refusals, *(r for r in REFUSALS if r not in m.refusals)]
+    chosen = {*m.scenarios, *m.refusals}
     accels = m.accels + [a for a in Accel if a not in m.accels]
     cells = []
     for b in build_cells(m):
         for mach, profile in m.machines.items():
-            for s in scenarios:
-                for a in accels:
-                    args = (b.tree_name, b.profile_name, s, a, mach)
-                    default = (
-                        s in m.scenarios and a in m.accels and not any(_matches(r, *args) for r in m.exclude)
-                    )
-                    if default or any(_matches(r, *args) for r in m.include):
-                        cid = scenario_id(b.id, mach, s, a)
-                        cells.append(ScenarioCell(cid, b, None, s, a, mach, profile))
+            for mig, options in m.migration.items():
+                for s in scenarios:
+                    if mig != DEFAULT_MIGRATION and (s not in tuple(Mode) or not Mode(s).migrates):
+                        continue
+                    for a in accels:
+                        values = {"tree": b.tree_name, "profile": b.profile_name, "scenario": s, "accel": a}
+                        values |= {"machine": mach, "migration": mig}
+                        default = (
+                            s in chosen and a in m.accels and not any(_matches(r, values) for r in m.exclude)
+                        )
+                        if default or any(_matches(r, values) for r in m.include):
+                            cid = scenario_id(b.id, mach, s, a, mig)
+                            cells.append(ScenarioCell(cid, b, None, s, a, mach, profile, mig, options))
     by_id = {b.id: b for b in build_cells(m)}
     for name, up in m.upgrades.items():
         for mach in up.machines or list(m.machines):
-            for s in up.scenarios or [s for s in m.scenarios if s.migrates]:
-                for a in up.accels or m.accels:
-                    cid = scenario_id(f"upgrade/{name}", mach, s, a)
-                    src, dst = by_id[up.source], by_id[up.target]
-                    cells.append(ScenarioCell(cid, src, dst, s, a, mach, m.machines[mach]))
+            for mig in up.migration or list(m.migration):
+                for s in up.scenarios or [s for s in m.scenarios if s.migrates]:
+                    for a in up.accels or m.accels:
+                        cid = scenario_id(f"upgrade/{name}", mach, s, a, mig)
+                        src, dst = by_id[up.source], by_id[up.target]
+                        cells.append(
+                            ScenarioCell(cid, src, dst, s, a, mach, m.machines[mach], mig, m.migration[mig])
+                        )
     return cells
 
 

@@ -19,17 +19,22 @@ from harness.config.cells import build_cells, display_path, rule_builds
 from harness.config.schema import (
     _COMMON,
     BUILTIN_MACHINES,
+    BUILTIN_MIGRATIONS,
     KIND_FIELDS,
     NAME_RE,
     PREBUILT,
     Machine,
     Matrix,
     MatrixFile,
+    MigrationSet,
     Tree,
 )
 from harness.config.yamlpos import Problems, YamlPath
 from harness.errors import ConfigError
 from harness.live.machine import DEVICES, MINIMAL
+from harness.live.migration import NAME as QMP_NAME
+from harness.live.migration import RECIPE_CAPABILITIES, RECIPE_PARAMETERS
+from harness.live.refusals import REFUSALS
 from harness.live.vocab import Accel, Mode
 
 RULE_KEYS = ("tree", "profile", "scenario", "accel")  # an include rule gives each; machine is optional
@@ -61,7 +66,9 @@ def load_matrix(path: Path, repo_root: Path | None = None) -> Matrix:
     trees = _check_trees(mf, Path(repo_root), path.resolve().parent, known["profiles"], problems)
     _check_names(mf, known, problems)
     machines = _check_machines(mf, path.resolve().parent, problems)
-    fields = {k: getattr(mf, k) for k in MatrixFile.model_fields} | {"trees": trees, "machines": machines}
+    migration = _check_migration(mf, problems)
+    fields = {k: getattr(mf, k) for k in MatrixFile.model_fields}
+    fields |= {"trees": trees, "machines": machines, "migration": migration}
     m = Matrix(path=path, repo_root=Path(repo_root), **fields)
     if not problems:
         _check_rules(m, problems)
@@ -107,7 +114,7 @@ def _validate(data: dict[str, Any], problems: Problems) -> MatrixFile | None:
         if (
             len(loc) >= 2
             and isinstance(section, dict)
-            and loc[0] in ("trees", "profiles", "upgrades", "machines")
+            and loc[0] in ("trees", "profiles", "upgrades", "machines", "migration")
         ):
             section.pop(str(loc[1]), None)
         elif len(loc) >= 2 and isinstance(section, list) and loc[0] in ("include", "exclude"):
@@ -184,6 +191,7 @@ def _check_names(mf: MatrixFile, known: dict[str, list[str]], problems: Problems
         ("profiles", mf.profiles),
         ("upgrades", mf.upgrades),
         ("machines", mf.machines),
+        ("migration", mf.migration),
     )
     for section, names in sections:
         for n in names:
@@ -220,9 +228,18 @@ def _check_names(mf: MatrixFile, known: dict[str, list[str]], problems: Problems
     listed: tuple[tuple[str, list[str]], ...] = (
         ("scenarios", [str(s) for s in mf.scenarios]),
         ("accels", [str(a) for a in mf.accels]),
+        ("refusals", list(mf.refusals)),
     )
+    for i, name in enumerate(mf.refusals):
+        if name not in REFUSALS:
+            problems.add(
+                ("refusals", i), f"unknown refusal scenario '{name}'", f"known: {', '.join(REFUSALS)}"
+            )
+    for name in sorted(set(mf.machines) & set(mf.migration)):
+        hint = "both become a part of cell ids: rename one"
+        problems.add(("migration", name), f"'{name}' is also a machine profile", hint)
     for section, values in listed:
-        if not values:
+        if not values and section != "refusals":
             problems.add((section,), "must not be empty")
         for v in sorted({v for v in values if values.count(v) > 1}):
             problems.add((section,), f"'{v}' is listed twice")
@@ -278,14 +295,44 @@ def _check_machines(mf: MatrixFile, base: Path, problems: Problems) -> dict[str,
     return out
 
 
+def _check_migration(mf: MatrixFile, problems: Problems) -> dict[str, MigrationSet]:
+    """The migration option sets in file order (``default`` alone when none are named), each checked:
+    QMP names, and nothing a recipe owns (the mode, cpr-exec-command, x-ignore-shared, ...)."""
+    out: dict[str, MigrationSet] = {}
+    for name, given in (mf.migration or {"default": None}).items():
+        add = problems.under(("migration", name))
+        if name in BUILTIN_MIGRATIONS:
+            if given is not None and given.model_fields_set - {"description"}:
+                add((), f"'{name}' is built in and takes no settings", "give your set another name")
+            out[name] = BUILTIN_MIGRATIONS[name]
+            continue
+        m = given or MigrationSet()
+        if not m.capabilities and not m.parameters:
+            add((), "sets no capability and no parameter", "add capabilities: [...] or parameters: {...}")
+        for i, cap in enumerate(m.capabilities):
+            if not QMP_NAME.fullmatch(cap):
+                add(("capabilities", i), f"'{cap}' is not a QMP capability name", "e.g. mapped-ram, multifd")
+            elif cap in RECIPE_CAPABILITIES:
+                add(("capabilities", i), f"'{cap}' is set by the recipes", "remove it")
+        for key in m.parameters:
+            if not QMP_NAME.fullmatch(key):
+                add(("parameters", key), f"'{key}' is not a QMP parameter name", "e.g. multifd-channels")
+            elif key in RECIPE_PARAMETERS:
+                add(("parameters", key), f"'{key}' is set by the recipes", "remove it")
+        out[name] = m
+    return out
+
+
 def _rule_domains(m: Matrix, include: bool) -> dict[str, list[str]]:
     prebuilt = [PREBUILT] if any(t.kind == "prebuilt" for t in m.trees.values()) else []
+    scenarios = [*Mode, *REFUSALS] if include else [*m.scenarios, *m.refusals]
     return {
         "tree": list(m.trees),
         "profile": list(m.profiles) + prebuilt,
-        "scenario": [str(s) for s in (list(Mode) if include else m.scenarios)],
+        "scenario": [str(s) for s in scenarios],
         "accel": [str(a) for a in (list(Accel) if include else m.accels)],
         "machine": list(m.machines),
+        "migration": list(m.migration),
     }
 
 
@@ -326,6 +373,10 @@ def _check_upgrades(m: Matrix, problems: Problems) -> None:
             if machine not in m.machines:
                 hint = f"machine profiles: {', '.join(m.machines)}"
                 problems.add(("upgrades", name, "machines", i), f"unknown machine profile '{machine}'", hint)
+        for i, mig in enumerate(up.migration or []):
+            if mig not in m.migration:
+                hint = f"option sets: {', '.join(m.migration)}"
+                problems.add(("upgrades", name, "migration", i), f"unknown option set '{mig}'", hint)
         src, dst = cells.get(up.source), cells.get(up.target)
         recipes = m.repo_root / "containers"
         if src and dst and images.run_image(recipes, src.tree.image, dst.tree.image) is None:

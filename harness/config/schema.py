@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from harness.live.machine import MINIMAL
+from harness.live.migration import DEFAULT as DEFAULT_MIGRATION
 from harness.live.vocab import MODES, Accel, Mode
 
 TreeKind = Literal["tarball", "git", "debian-source", "local", "prebuilt"]
@@ -72,6 +73,7 @@ class Rule(_Model):
     scenario: str | None = None
     accel: str | None = None
     machine: str | None = None  # optional: a rule without it matches every machine profile
+    migration: str | None = None  # optional: a rule without it matches every option set
 
 
 class Machine(_Model):
@@ -91,12 +93,28 @@ class Machine(_Model):
 BUILTIN_MACHINES = {MINIMAL: Machine(description="the firmware guest on one vCPU, -nodefaults, no devices")}
 
 
+class MigrationSet(_Model):
+    """A migration option set: capabilities turned on and parameters set on both QEMUs (docs/matrix.md)."""
+
+    description: str = ""
+    capabilities: list[str] = []
+    parameters: dict[str, StrictBool | StrictInt | StrictStr] = {}
+
+
+BUILTIN_MIGRATIONS = {
+    DEFAULT_MIGRATION: MigrationSet(
+        description="the recipe's own options only (x-ignore-shared for cpr-reboot)"
+    )
+}
+
+
 class Upgrade(_Model):
     source: str
     target: str
     scenarios: list[Mode] | None = None
     accels: list[Accel] | None = None
     machines: list[str] | None = None  # default: every machine profile of the matrix
+    migration: list[str] | None = None  # default: every option set of the matrix
 
 
 class Settings(_Model):
@@ -131,11 +149,13 @@ class MatrixFile(_Model):
     trees: dict[str, Tree]
     profiles: dict[str, Profile] = {}
     scenarios: list[Mode] = list(MODES)
+    refusals: list[str] = []  # refusal scenarios (harness.live.refusals), run like scenarios
     accels: list[Accel] = [Accel.TCG]
     include: list[Rule] = []
     exclude: list[Rule] = []
     upgrades: dict[str, Upgrade] = {}
     machines: dict[str, Machine | None] = {}  # none given: minimal only
+    migration: dict[str, MigrationSet | None] = {}  # none given: default only
     settings: Settings = Settings()
 
 
@@ -147,9 +167,11 @@ class Matrix:
     trees: dict[str, Tree]
     profiles: dict[str, Profile]
     scenarios: list[Mode]
+    refusals: list[str]
     accels: list[Accel]
     include: list[Rule]
     exclude: list[Rule]
     upgrades: dict[str, Upgrade]
     machines: dict[str, Machine]  # in file order; minimal alone when the file names none
+    migration: dict[str, MigrationSet]  # in file order; default alone when the file names none
     settings: Settings

@@ -8,11 +8,13 @@ FAULTS.json (tests and ``detect`` only) seeds test faults; the matrix runner nev
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.live import sanitizers
 from harness.live.errors import SpecError
 from harness.live.files import write_json_atomic
 from harness.live.repeat import run_repeated
@@ -42,6 +44,8 @@ def main(argv: list[str]) -> int:
         write_json_atomic(out, result.to_json())
         print(f"error: {result.reason}", file=sys.stderr)
         return 2
+    for key, value in sanitizers.ENV.items():  # every QEMU the driver starts inherits them
+        os.environ.setdefault(key, value)
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, a runner timeout: tear down like Ctrl-C
     try:
         result = run_repeated(spec, faults)

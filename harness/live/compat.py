@@ -82,11 +82,25 @@ def machine_options(binary: str, machine: str = "q35", timeout: float = PROBE_TI
     return options
 
 
-def _qmp_session(binary: str, commands: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
-    """Send ``commands`` (after qmp_capabilities, then quit) to ``binary -machine none -qmp stdio``.
+def _qmp_session(
+    binary: str, commands: list[dict[str, Any]], timeout: float, extra: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Send ``commands`` (after qmp_capabilities, then quit) to ``binary -machine none -qmp stdio``
+    (plus ``extra`` arguments).
 
     Returns one reply per command (``{"return": ...}`` or ``{"error": ...}``), events dropped."""
-    argv = [binary, "-machine", "none", "-nodefaults", "-display", "none", "-S", "-qmp", "stdio"]
+    argv = [
+        binary,
+        "-machine",
+        "none",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-S",
+        *(extra or []),
+        "-qmp",
+        "stdio",
+    ]
     script = [{"execute": "qmp_capabilities"}, *commands, {"execute": "quit"}]
     text = "".join(json.dumps(c) + "\n" for c in script)
     try:
@@ -108,6 +122,16 @@ def _qmp_session(binary: str, commands: list[dict[str, Any]], timeout: float) ->
             f"(exit {proc.returncode}): {' | '.join(err) or 'no stderr'}"
         )
     return replies[1 : 1 + len(commands)]
+
+
+def start_error(binary: str, args: list[str], timeout: float = PROBE_TIMEOUT_S) -> str:
+    """QEMU's own words when ``binary`` will not start with ``args`` (e.g. ``-sandbox`` in a build without
+    seccomp); "" when it starts and answers QMP."""
+    try:
+        _qmp_session(binary, [], timeout, args)
+    except ProbeError as exc:
+        return str(exc)
+    return ""
 
 
 def _mig_modes(schema: Any) -> list[str] | None:

@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from harness.live import migration, sanitizers
 from harness.live.argv import VmConfig, build_argv
 from harness.live.checks import Observation, SideObservation
+from harness.live.checks.base import RefusalObservation
 from harness.live.errors import QemuError, QmpCommandError, ScenarioFailed, StepTimeout, Unsupported
 from harness.live.guest.session import GuestSession
 from harness.live.kvm import stopped_guest
@@ -95,9 +97,11 @@ class ScenarioContext:
         self.migrate_started: float | None = None  # monotonic time of the `migrate` command
         self.zombie_pid: int | None = None  # test fault leave_zombie (reaped after the observation)
         self.machine_spec = spec.machine_spec
+        self.options = spec.migration_options
         self.guest = GuestSession(self.machine_spec, self.run_dir, self.work)
         self.logs.update(self.guest.logs())  # the Linux guest's console and virtio-serial port
         self.qemu_devices: set[str] = set()  # the source QEMU's device models (profiles with a display)
+        self.refusal: RefusalObservation | None = None  # set by a refusal scenario (harness.live.refusals)
 
     # ---- steps ----
     @contextlib.asynccontextmanager
@@ -187,9 +191,10 @@ class ScenarioContext:
             await vm.connect()
             self.versions[vm.side] = await vm.version()
 
-    async def boot_source(self) -> Qemu:
-        """Start the source, wait until the guest has written its pattern and counts, watch it run."""
-        src = await self.launch(SOURCE, self.config(SOURCE))
+    async def boot_source(self, cfg: VmConfig | None = None) -> Qemu:
+        """Start the source (``cfg``, default: :meth:`config`), wait until the guest has written its pattern
+        and counts, watch it run."""
+        src = await self.launch(SOURCE, cfg or self.config(SOURCE))
         layout = self.guest.layout
         async with self.step("guest boots and counts", SOURCE):
             polls = 0
@@ -264,16 +269,30 @@ class ScenarioContext:
             arg = [{"capability": k.replace("_", "-"), "state": v} for k, v in caps.items()]
             await vm.cmd("migrate-set-capabilities", {"capabilities": arg})
 
+    async def migration_options(self, vm: Qemu) -> None:
+        """The cell's option set on ``vm`` (nothing for the default set); QEMU refusing it: Unsupported."""
+        if not self.options.default:
+            async with self.step(f"option set {self.options.name}", vm.side):
+                await migration.apply(vm, self.options, self.versions.get(vm.side, "QEMU"))
+
     async def migrate(self, src: Qemu, args: dict[str, Any]) -> int:
-        """Issue ``migrate``; returns the index of the source's next event (to wait for its outcome)."""
+        """Issue ``migrate`` (after the option set); returns the index of the source's next event."""
         if self.hooks.needs_pause_before_switchover():
             await self.set_capabilities(src, pause_before_switchover=True)
+        await self.migration_options(src)
         start = len(src.events)
         async with self.step("migrate", SOURCE):
             self.migrate_started = time.monotonic()
-            await src.cmd("migrate", args)
+            await migration.command(src, self.options, self.versions.get(SOURCE, "QEMU"), "migrate", args)
         await self.hooks.after_migrate(self, src, start)
         return start
+
+    async def migrate_incoming(self, dst: Qemu, uri: str) -> None:
+        """``migrate-incoming`` on the destination, after the option set."""
+        await self.migration_options(dst)
+        async with self.step("migrate-incoming", DESTINATION):
+            version = self.versions.get(DESTINATION, "QEMU")
+            await migration.command(dst, self.options, version, "migrate-incoming", {"uri": uri})
 
     async def state_of(self, vm: Qemu) -> str:
         """The runstate, or why it could not be read (for messages; never raises)."""
@@ -331,8 +350,11 @@ class ScenarioContext:
         await self.quit(src)
 
     def note_state_file(self) -> None:
+        """The bytes the state file holds: a sparse file (mapped-ram lays RAM blocks out at fixed offsets,
+        1 MiB-aligned) counts its allocated blocks, a dense one its size."""
         if self.state_file.exists():
-            self.state_file_bytes = self.state_file.stat().st_size
+            st = self.state_file.stat()
+            self.state_file_bytes = min(st.st_size, st.st_blocks * 512)
 
     # ---- teardown and the observation ----
     async def teardown(self) -> None:
@@ -390,6 +412,8 @@ class ScenarioContext:
             upgrade=self.spec.upgrade,
             leftover_processes=leftover_processes(),
             guest=self.guest.observe(serial),
+            refusal=self.refusal,
+            qemu_stderr=sanitizers.stderr_logs(vm.stderr_path for vm in self.vms),
         )
 
 

@@ -19,7 +19,7 @@ from harness.live.faults import Faults
 from harness.live.guards import argv_problems, spec_problems
 from harness.live.kvm import kvm_problem
 from harness.live.machine import device_models, lacking, needed_models
-from harness.live.modes import RECIPES
+from harness.live.modes import recipe_of
 from harness.live.result import ScenarioResult
 from harness.live.spec import FaultSpec, ScenarioSpec
 from harness.live.vocab import Accel, Verdict
@@ -59,6 +59,9 @@ def run_scenario(spec: ScenarioSpec, faults: FaultSpec | None = None) -> Scenari
             reason += f" (checks failed to evaluate: {type(exc).__name__}: {exc})"
     if verdict is Verdict.PASS:
         verdict, reason = checks.verdict_of(result.checks)
+    elif any(c.name == "sanitizers" and c.verdict == "fail" for c in result.checks):
+        # the sanitizer's report first: QEMU's stderr tail in the reason is then the end of that report
+        reason = next(c.observed for c in result.checks if c.name == "sanitizers") + "; " + reason
     elif obs.leftover_processes:
         reason += f"; leftover processes: {'; '.join(obs.leftover_processes)}"
     if why_tcg:
@@ -92,7 +95,7 @@ async def _learn_capabilities(ctx: ScenarioContext) -> None:
         found = [await asyncio.to_thread(compat.probe, b, each) for b in binaries]
     for caps in found:
         ctx.note(f"capabilities of {caps.binary}", json.dumps(caps.to_json(), sort_keys=True))
-        reason = caps.lacks(ctx.spec.scenario)
+        reason = caps.lacks(ctx.spec.mode)
         if reason:
             raise Unsupported(reason)
     ctx.aux_ram_share = all(caps.aux_ram_share for caps in found)
@@ -128,7 +131,7 @@ async def _drive(ctx: ScenarioContext) -> tuple[Verdict, str]:
                     problems += argv_problems(side, build_argv(ctx.config(side, incoming=["defer"])))
                 if problems:
                     raise Refused("; ".join(problems))
-            await RECIPES[ctx.spec.mode](ctx)
+            await recipe_of(ctx.spec)(ctx)
             await ctx.hooks.after_recipe(ctx)
             return Verdict.PASS, ""
         finally:

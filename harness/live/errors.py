@@ -57,7 +57,7 @@ class QemuError(ScenarioFailed):
 class QmpCommandError(QemuError):
     def __init__(self, side: str, command: str, error_class: str, desc: str) -> None:
         super().__init__(f"{side}: {command} failed: {desc}")
-        self.command, self.error_class, self.desc = command, error_class, desc
+        self.side, self.command, self.error_class, self.desc = side, command, error_class, desc
 
 
 class QemuExited(QemuError):

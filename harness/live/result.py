@@ -142,6 +142,7 @@ class ScenarioResult:
     started_at: str = ""  # ISO 8601
     finished_at: str = ""
     machine: str = ""  # the machine profile ("" in results of earlier releases: minimal)
+    migration: str = ""  # the migration option set ("" in results of earlier releases: default)
     guest: dict[str, str] = field(default_factory=dict)  # provenance of the Linux guest (kernel, digests)
     figures: dict[str, float] = field(default_factory=dict)  # disk records, stream lines and gap, ...
 
@@ -182,6 +183,7 @@ class ScenarioResult:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "machine": self.machine,
+            "migration": self.migration,
             "guest": dict(self.guest),
             "figures": dict(self.figures),
         }
@@ -224,6 +226,7 @@ class ScenarioResult:
             started_at=str(d.get("started_at", "")),
             finished_at=str(d.get("finished_at", "")),
             machine=str(d.get("machine", "")),
+            migration=str(d.get("migration", "")),
             guest={str(k): str(v) for k, v in _dict(d, "guest").items()},
             figures={str(k): float(v) for k, v in _dict(d, "figures").items() if v is not None},
         )

@@ -16,6 +16,8 @@ from typing import Any, Self
 
 from harness.live.errors import SpecError
 from harness.live.machine import MachineSpec
+from harness.live.migration import MigrationOptions
+from harness.live.refusals import REFUSALS, Refusal
 from harness.live.vocab import Accel, Mode
 
 
@@ -56,7 +58,7 @@ class ScenarioSpec:
     """Everything the in-container driver needs for one scenario cell (JSON-able)."""
 
     cell_id: str
-    scenario: str  # a Mode value
+    scenario: str  # a Mode value, or the name of a refusal scenario (harness.live.refusals)
     accel: str = "tcg"  # an Accel value (kvm falls back to tcg when /dev/kvm is unusable)
     src_qemu: str = "/usr/bin/qemu-system-x86_64"
     dst_qemu: str = ""  # "" = src_qemu; differs for upgrade cells
@@ -71,14 +73,26 @@ class ScenarioSpec:
     kvm_unavailable_reason: str = ""  # set by the host runner when it could not lend /dev/kvm
     repeat: int = 1  # run the scenario this many times in this container (fresh QEMUs each time)
     machine: dict[str, Any] = field(default_factory=dict)  # a MachineSpec; {} = minimal
+    migration: dict[str, Any] = field(default_factory=dict)  # a MigrationOptions; {} = the default set
 
     @property
     def machine_spec(self) -> MachineSpec:
         return MachineSpec.from_json(self.machine)
 
     @property
+    def migration_options(self) -> MigrationOptions:
+        return MigrationOptions.from_json(self.migration)
+
+    @property
+    def refusal(self) -> Refusal | None:
+        """The refusal scenario this spec runs (None: a mode's own recipe)."""
+        return REFUSALS.get(self.scenario)
+
+    @property
     def mode(self) -> Mode:
-        return Mode(self.scenario)
+        """The mode the scenario runs (a refusal scenario: the mode it tries)."""
+        refusal = self.refusal
+        return refusal.mode if refusal else Mode(self.scenario)
 
     @property
     def upgrade(self) -> bool:
@@ -95,8 +109,9 @@ class ScenarioSpec:
             if missing:
                 raise SpecError(f"missing spec key(s): {', '.join(missing)}")
         spec: Self = _load(cls, d, "spec")
-        if spec.scenario not in tuple(Mode):
-            raise SpecError(f"scenario {spec.scenario!r} is not one of {', '.join(Mode)}")
+        if spec.scenario not in tuple(Mode) and spec.scenario not in REFUSALS:
+            known = ", ".join([*Mode, *REFUSALS])
+            raise SpecError(f"scenario {spec.scenario!r} is not one of {known}")
         if spec.accel not in tuple(Accel):
             raise SpecError(f"accel {spec.accel!r} is not one of {', '.join(Accel)}")
         if spec.guest_ram_mb < 16:
@@ -108,6 +123,11 @@ class ScenarioSpec:
         if not 1 <= spec.repeat <= 1000:
             raise SpecError(f"repeat must be an integer in [1, 1000], not {spec.repeat!r}")
         spec.machine_spec  # noqa: B018 (validates the machine, SpecError naming the key)
+        options = spec.migration_options  # validates the option set, SpecError naming the key
+        if not options.default and (spec.mode is Mode.BOOT or spec.refusal is not None):
+            raise SpecError(
+                f"option set {options.name!r} on scenario {spec.scenario!r}: nothing migrates with it"
+            )
         return spec
 
 

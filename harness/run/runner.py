@@ -20,11 +20,12 @@ from harness.build.guest import GuestBundle, custom_provenance
 from harness.config import images
 from harness.config.cells import ScenarioCell
 from harness.config.repo import CONTAINERS_DIR
-from harness.config.schema import Machine, Settings
+from harness.config.schema import Machine, MigrationSet, Settings
 from harness.engine.containers import Engine, Limits, Mount
 from harness.errors import InfraError
 from harness.live.kvm import kvm_problem
 from harness.live.machine import MINIMAL
+from harness.live.migration import DEFAULT as DEFAULT_MIGRATION
 from harness.live.result import ScenarioResult
 from harness.live.spec import ScenarioSpec
 from harness.live.vocab import Accel, Verdict
@@ -96,6 +97,13 @@ def machine_spec(name: str, m: Machine, guest: GuestBundle | None) -> tuple[dict
     return spec, mounts
 
 
+def migration_spec(name: str, m: MigrationSet) -> dict[str, Any]:
+    """The driver's MigrationOptions of option set ``m`` ({} for the default set)."""
+    if name == DEFAULT_MIGRATION:
+        return {}
+    return {"name": name, "capabilities": list(m.capabilities), "parameters": dict(m.parameters)}
+
+
 def guest_provenance(m: Machine, guest: GuestBundle | None) -> dict[str, str]:
     if m.guest != "linux" or guest is None:
         return {}
@@ -124,6 +132,7 @@ def cell_spec(
         repeat=repeat,
         observe_s=LINUX_OBSERVE_S if cell.machine.guest == "linux" else 1.0,
         machine=machine,
+        migration=migration_spec(cell.migration_name, cell.migration),
     )
 
 
@@ -155,7 +164,11 @@ def run_cell(
         guest_mounts = machine_spec(cell.machine_name, cell.machine, plan.guest)[1]
     except InfraError as exc:
         result = engine_failure(cell.id, exc)
-        result.reproduce, result.machine = plan.reproduce, cell.machine_name
+        result.reproduce, result.machine, result.migration = (
+            plan.reproduce,
+            cell.machine_name,
+            cell.migration_name,
+        )
         store.save_scenario(result)
         return result
     kvm_note = kvm_problem() if cell.accel is Accel.KVM else ""
@@ -178,7 +191,7 @@ def run_cell(
     except InfraError as exc:
         result = engine_failure(cell.id, exc)
     result.reproduce = plan.reproduce
-    result.machine = cell.machine_name
+    result.machine, result.migration = cell.machine_name, cell.migration_name
     result.guest = guest_provenance(cell.machine, plan.guest)
     result.timings["cell_s"] = round(time.monotonic() - started, 3)  # container start to result stored
     store.save_scenario(result)

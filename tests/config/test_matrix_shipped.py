@@ -102,3 +102,35 @@ def test_docs_complete_example_expands_as_documented(tmp_path: Path) -> None:
         "debian-11.1/prebuilt",
     ]
     assert len([s for s in scens if s.target is None]) == 35 and len([s for s in scens if s.target]) == 8
+
+
+def test_options_matrix(shipped_root: Path) -> None:
+    m = load_matrix(REPO / "matrices" / "options.yaml", repo_root=shipped_root)
+    assert list(m.migration) == ["default", "mapped-ram", "multifd", "zero-page-none"]
+    assert m.migration["zero-page-none"].parameters == {"zero-page-detection": "none"}
+    cells = ids(mx.scenario_cells(m))
+    assert len(cells) == 3 * (4 * 4 + 12)  # three QEMUs: four modes under four sets, twelve refusals
+    assert "upstream-10.2/lean/cpr-exec/tcg" in cells  # the default set keeps the ids of default.yaml
+    assert "debian-10.0/prebuilt/mapped-ram/cpr-transfer/tcg" in cells
+    assert "debian-11.1/prebuilt/refuse-transfer-file-channel/tcg" in cells
+
+
+def test_sanitizers_matrix(shipped_root: Path) -> None:
+    m = load_matrix(REPO / "matrices" / "sanitizers.yaml", repo_root=shipped_root)
+    assert ids(mx.build_cells(m)) == ["upstream-10.2/asan", "upstream-10.2/ubsan"]
+    assert (
+        "--enable-asan" in m.profiles["asan"].configure and "--enable-ubsan" in m.profiles["ubsan"].configure
+    )
+    assert len(mx.scenario_cells(m)) == 2 * (5 + 3)
+
+
+def test_regressions_matrix(shipped_root: Path) -> None:
+    m = load_matrix(REPO / "matrices" / "regressions.yaml", repo_root=shipped_root)
+    reverts = [t for t in m.trees if t.startswith("revert-")]
+    assert len(reverts) == 5
+    for name in reverts:  # each queue: patches/qemu-ds, then the revert of the fix named by the tree
+        queue = REPO / "patches" / str(m.trees[name].patches)
+        series = [ln for ln in (queue / "series").read_text().splitlines() if ln and not ln.startswith("#")]
+        assert series[0] == "0001-pc-bios-skip-unpack-edk2-blobs.patch"
+        assert (queue / series[0]).read_text() == (REPO / "patches/qemu-ds" / series[0]).read_text()
+        assert series[1] == f"0002-{name}.patch" and (queue / series[1]).is_file()

@@ -5,7 +5,9 @@ A scenario fills an :class:`~harness.live.checks.base.Observation`; :func:`evalu
 :func:`verdict_of` into the cell's verdict and reason. One module per family of checks: ``lifecycle``
 (runstates, process hygiene), ``continuity`` (boot marker, counters, RAM digest), ``devices`` (device
 tree, device memory), ``timing`` (state file, pause); for the Linux guest only: ``storage`` (disk
-integrity), ``network`` (net continuity), ``health`` (its kernel log, its own self-check).
+integrity), ``network`` (net continuity), ``health`` (its kernel log, its own self-check); for refusal
+scenarios: ``refusal`` (QEMU refused, the source unharmed); for all: ``sanitizers`` (ASan/UBSan reports
+in any QEMU's stderr).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from harness.live.checks.devices import check_device_memory, check_device_tree
 from harness.live.checks.health import check_guest_health, check_guest_self_check
 from harness.live.checks.lifecycle import check_process_hygiene, check_runstates
 from harness.live.checks.network import check_net_continuity, stream_gaps
+from harness.live.checks.refusal import refusal_checks
+from harness.live.checks.sanitizers import check_sanitizers
 from harness.live.checks.storage import check_disk_integrity
 from harness.live.checks.timing import check_pause_time, check_state_file_size, pause_ms, switch_window
 from harness.live.result import Check
@@ -31,9 +35,12 @@ __all__ = ["Observation", "SideObservation", "evaluate", "figures", "pause_ms", 
 
 def evaluate(obs: Observation) -> list[Check]:
     """All checks, in report order; checks that do not apply to ``obs.mode`` (or to the machine's
-    devices) are ``skip``. The Linux guest's checks are listed only for a Linux guest."""
+    devices) are ``skip``. The Linux guest's checks are listed only for a Linux guest. A refusal scenario
+    has its own checks (:mod:`harness.live.checks.refusal`)."""
     mode = Mode(obs.mode)  # ValueError for a mode the harness does not know
     obs.mode = mode
+    if obs.refusal is not None:
+        return refusal_checks(obs, obs.refusal)
     checks = [
         check_runstates(obs),
         check_boot_marker(obs),
@@ -53,7 +60,7 @@ def evaluate(obs: Observation) -> list[Check]:
             check_guest_health(obs),
             check_guest_self_check(obs),
         ]
-    return checks
+    return [*checks, check_sanitizers(obs)]
 
 
 def figures(obs: Observation) -> dict[str, float]:

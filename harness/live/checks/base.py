@@ -38,6 +38,21 @@ class Observation:
     leftover_processes: list[str] = field(default_factory=list)  # "pid comm state" found after teardown
     upgrade: bool = False  # source and destination are different QEMU builds
     guest: GuestObservation | None = None  # the Linux guest's own evidence (None: the firmware guest)
+    refusal: RefusalObservation | None = None  # a refusal scenario's outcome (None: a mode's recipe)
+    qemu_stderr: dict[str, str] = field(default_factory=dict)  # log name -> every QEMU's stderr (sanitizers)
+
+
+@dataclass
+class RefusalObservation:
+    """What a refusal scenario provoked, what QEMU answered, and the source's evidence before it (the
+    source's own fields of the :class:`Observation` hold the evidence after it)."""
+
+    name: str
+    provokes: str
+    documented: str
+    before: SideObservation
+    refused: str = ""  # QEMU's words ("": it did not refuse)
+    where: str = ""  # the command or event that carried them
 
 
 def passed_if(name: str, ok: bool, expected: str, observed: str, detail: str = "") -> Check:

@@ -43,7 +43,6 @@ async def run(ctx: ScenarioContext) -> None:
     async with ctx.step("query-status", DESTINATION):
         await dst.status()  # inmigrate
     await ctx.hooks.between_qemus(ctx, dst)  # test faults only: old QEMU gone, new one not resumed
-    async with ctx.step("migrate-incoming", DESTINATION):
-        await dst.cmd("migrate-incoming", {"uri": uri})
+    await ctx.migrate_incoming(dst, uri)
     await ctx.wait_migrated(dst)
     await ctx.destination_resumes(dst)  # running

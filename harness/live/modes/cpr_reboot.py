@@ -29,7 +29,6 @@ async def run(ctx: ScenarioContext) -> None:
         await dst.status()  # inmigrate
     await ctx.set_mode(dst, "cpr-reboot")
     await ctx.set_capabilities(dst, x_ignore_shared=ctx.faults.ignore_shared)
-    async with ctx.step("migrate-incoming", DESTINATION):
-        await dst.cmd("migrate-incoming", {"uri": uri})
+    await ctx.migrate_incoming(dst, uri)
     await ctx.wait_migrated(dst)
     await ctx.destination_resumes(dst)  # running

@@ -44,8 +44,7 @@ async def run(ctx: ScenarioContext) -> None:
     await ctx.connect(dst)
     async with ctx.step("query-status", DESTINATION):
         await dst.status()  # inmigrate
-    async with ctx.step("migrate-incoming", DESTINATION):
-        await dst.cmd("migrate-incoming", {"uri": f"unix:{main_sock}"})
+    await ctx.migrate_incoming(dst, f"unix:{main_sock}")
     await ctx.hooks.at_switchover(ctx, src, start, dst)  # no-op unless a test fault holds it there
     await ctx.wait_migrated(src, start)
     await ctx.wait_migrated(dst)

@@ -13,8 +13,7 @@ async def run(ctx: ScenarioContext) -> None:
     dst = await ctx.launch(DESTINATION, ctx.config(DESTINATION, incoming=["defer"]))
     async with ctx.step("query-status", DESTINATION):
         await dst.status()  # inmigrate
-    async with ctx.step("migrate-incoming", DESTINATION):
-        await dst.cmd("migrate-incoming", {"uri": uri})
+    await ctx.migrate_incoming(dst, uri)
 
     # Source: migrate; both sides report MIGRATION completed, then the old QEMU quits.
     start = await ctx.migrate(src, {"uri": uri})
