@@ -25,7 +25,13 @@ MODES = ("boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec")
 
 
 def _tree_of(cache: Path, version: str) -> Path:
-    found = [v.parent for v in (cache / "trees").glob("*/VERSION") if v.read_text().strip() == version]
+    """The release tree of ``version`` the harness unpacked (never a git checkout of a bisection, which
+    may lack folders the release has)."""
+    found = [
+        v.parent
+        for v in sorted((cache / "trees").glob("*/VERSION"))
+        if v.read_text().strip() == version and not (v.parent / ".git").exists()
+    ]
     assert found, f"no unpacked QEMU {version} tree in {cache / 'trees'}"
     return found[0]
 
