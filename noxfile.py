@@ -2,6 +2,7 @@
 
     nox -s build test                         # default matrix: build upstream QEMU, run every scenario
     nox -s build -- --matrix matrices/smoke.yaml --cells 'debian-11.1/*'
+    nox -s bisect -- --matrix M --cell C --good G --bad B   # the commit that broke cell C
     nox -s selftest                           # our own tests (what .ci/run runs)
 
 Posargs are passed to the harness. ``build`` and ``test`` of one nox invocation share a run folder
@@ -41,6 +42,12 @@ def build(session: nox.Session) -> None:
 def test(session: nox.Session) -> None:
     """Run the selected scenario cells on what was built (builds first when needed)."""
     _harness(session, "test")
+
+
+@nox.session
+def bisect(session: nox.Session) -> None:
+    """Find the commit that broke a cell: -- --cell C --good G --bad B [--matrix M] [--runs 3]."""
+    _harness(session, "bisect")
 
 
 @nox.session
