@@ -95,9 +95,8 @@ def bench(session: nox.Session) -> None:
     """Every benchmark of bench/ on real builds and cells (an hour or more on 2 cores: run it on a quiet
     machine); appends the figures to bench/RESULTS.md. `nox -s bench -- scenario_bench` runs one."""
     _install(session)
-    default = [
-        "scenario_bench", "pause_stats", "pause_ram", "build_bench", "build_parallel", "guest_bench", "bisect_bench",
-    ]  # fmt: skip
+    default = ["scenario_bench", "pause_stats", "pause_ram", "build_bench", "build_parallel", "guest_bench"]
+    default += ["bisect_bench"]
     scripts = session.posargs or default
     for script in scripts:
         session.run("python", f"bench/{script.removesuffix('.py')}.py")

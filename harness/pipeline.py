@@ -185,7 +185,7 @@ def _auto_bisect(
     options: RunOptions, sel: Selection, store: RunStore, engine: Engine, summary: RenderSummary,
     expected: list[str], say: Say,
 ) -> RenderSummary:  # fmt: skip
-    """``--bisect auto``: the run's regressions bisected (:mod:`harness.bisect.auto`), the run rendered again."""
+    """``--bisect auto``: the run's regressions bisected (harness.bisect.auto), the run rendered again."""
     from harness.bisect.auto import after_run  # only --bisect auto needs it (start-up time)
 
     return after_run(store.root, summary, sel.matrix, _builder(options, sel.matrix, engine, say),
