@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.bisect import gitrepo
 from harness.bisect.target import Target
+from harness.build.batch import build_one
 from harness.build.builder import Artifact, Builder, BuildOutcome
 from harness.build.incremental import Seed
 from harness.config.schema import Settings
@@ -113,15 +114,9 @@ def _nearest_seed(ctx: StepContext, commit: str) -> Seed | None:
 
 
 def _build(ctx: StepContext, store: RunStore, commit: Commit) -> BuildOutcome:
+    """The step's build (a normal build: stored, a failure triaged), offered as a seed when it passed."""
     cell = ctx.target.build_at(commit.commit)
-    outcome = ctx.builder.build(cell, _nearest_seed(ctx, commit.commit))
-    store.save_build(outcome.record, cell.id)
-    if not outcome.ok:
-        from harness.build import triage  # only failures need it
-
-        triage.annotate(outcome.record, outcome.failure_output, ctx.engine.containers_dir, cell.tree.image)
-        outcome.save_record()
-        store.save_build(outcome.record, cell.id)
+    outcome = build_one(ctx.builder, store, cell, ctx.say, _nearest_seed(ctx, commit.commit))
     if outcome.ok:
         seed = Seed.of(outcome.record, ctx.target.domain, label=commit.short)
         if seed is not None:
