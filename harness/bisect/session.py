@@ -362,6 +362,11 @@ def run_one(bisection: Bisection, say: Say) -> BisectRecord:
             bisection.end(bisection.record.status, why)
             raise error(bisection.record.message, hint="fix or choose the upgrade's source build first")
         ctx.fixed = outcome.artifact
+        record.fixed = {
+            "cell": fixed.id,
+            "key": (outcome.record.key or "")[:16],
+            "qemu_version": outcome.record.qemu_version or "",
+        }
     try:
         bisection.run()
     finally:

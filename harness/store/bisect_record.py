@@ -132,6 +132,7 @@ class BisectRecord:
     finished_at: str = ""
     reproduce: str = ""
     origin: str = ""  # "command" | "auto" (a night's regression), with its baseline run for auto
+    fixed: dict[str, str] = field(default_factory=dict)  # an upgrade's source build: cell, key, qemu_version
 
     @property
     def done(self) -> bool:
@@ -202,4 +203,7 @@ class BisectRecord:
             finished_at=str(d.get("finished_at") or ""),
             reproduce=str(d.get("reproduce") or ""),
             origin=str(d.get("origin") or ""),
+            fixed={str(k): str(v) for k, v in (d.get("fixed") or {}).items()}
+            if isinstance(d.get("fixed"), dict)
+            else {},
         )
