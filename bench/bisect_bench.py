@@ -10,6 +10,7 @@ Mean time per bisection step (its build and the cell's runs) as a ratio to a col
   entries, no build directory), as the build benchmark measures it.
 
 Usage: python bench/bisect_bench.py [--cache .cache] [--runs 3] [--cell synthetic/lean/cpr-transfer/tcg]
+                                   [--keep DIR] (keep the bisection's run folder and the command's output)
 Appends a section to bench/RESULTS.md. Takes about 15 minutes on 2 cores (5 of them the cold build).
 """
 
@@ -58,6 +59,7 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cell", default="synthetic/lean/cpr-transfer/tcg")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the bisection's reports folder here")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests" / "bisect"))
     from test_bisect_real import BROKEN_AT, BUG, BUG_AT, FLAKY_AT, MATRIX, TOTAL
@@ -83,6 +85,9 @@ def main() -> int:
         built = [{"key": (r.get("key") or "")[:16], "source_dir": r.get("source_dir") or ""} for r in records]
         remove_cache_entries(cache, built, str(history.work))
         print(done.stdout[-2000:], done.stderr[-2000:], flush=True)
+        if args.keep is not None:
+            shutil.copytree(reports, args.keep / "reports", symlinks=True, dirs_exist_ok=True)
+            (args.keep / "bisect.out").write_text(done.stdout + done.stderr)
 
         cold_cache = work / "cold-cache"
         cold_cache.mkdir()
