@@ -33,6 +33,15 @@ def test_round_trip_and_counts() -> None:
     assert back.summary() == "first bad commit dddddddddddd 'the bug' (ram-digest: differ)"
 
 
+def test_an_upgrades_fixed_source_round_trips() -> None:
+    r = record()
+    r.kind, r.fixed = "upgrade", {"cell": "old/lean", "key": "0123456789abcdef", "qemu_version": "10.2.2"}
+    assert BisectRecord.from_json(r.to_json()).fixed == r.fixed
+    data = r.to_json()
+    data["fixed"] = "not an object"
+    assert BisectRecord.from_json(data).fixed == {}
+
+
 def test_ambiguous_summary_lists_the_candidates() -> None:
     r = record()
     r.status, r.candidates = "ambiguous", [Commit("e" * 40, "x"), Commit("f" * 40, "y")]
