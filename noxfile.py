@@ -66,7 +66,14 @@ def provision(session: nox.Session) -> None:
 def selftest(session: nox.Session) -> None:
     """The harness's own tests: unit + integration on the real engine and real QEMU (faults apart)."""
     _install(session, "test")
-    session.run("python", "-m", "pytest", "-m", "not faults and not devices", *(session.posargs or ["-ra"]))
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "not faults and not devices and not bisection",
+        *(session.posargs or ["-ra"]),
+    )
 
 
 @nox.session
@@ -81,6 +88,13 @@ def devices(session: nox.Session) -> None:
     """The Linux guest on every machine profile in every mode on Debian's QEMU 11.1 (a few minutes)."""
     _install(session, "test")
     session.run("python", "-m", "pytest", "-m", "devices", *(session.posargs or ["-ra"]))
+
+
+@nox.session
+def bisection(session: nox.Session) -> None:
+    """The real bisection test: a history of 44 commits made from QEMU 10.2.2, each step built and run."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "-m", "bisection", *(session.posargs or ["-ra"]))
 
 
 @nox.session

@@ -8,8 +8,12 @@ started in a container and works afterwards, so the three runs of its step disag
 ``git bisect`` cannot avoid the flaky and the broken commit on the way to 28 (test_gitrepo.py shows the
 walk, the same for any commit ids).
 
-Runs in ``nox -s faults`` (marker ``faults``): about 8 builds, most of them incremental, and 24 runs.
-Everything it adds to the shared cache (builds, checkouts, the mirror) is removed at the end.
+Then the upgrade cell of the same history (issue item 3): QEMU 10.2.2 of the default matrix stays the
+source, the synthetic tree is the target, bisected between the last good step before the bug and the bug.
+
+Runs in its own session, ``nox -s bisection`` (marker ``bisection``; not in CI's ``selftest``/``faults``):
+about 8 builds of the scenario cell (most of them incremental), a few more for the upgrade cell, 3 runs
+per step. Everything it adds to the shared cache (builds, checkouts, the mirror) is removed at the end.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from conftest import DATA, run_harness
 
 from harness.store.bisect_record import BisectRecord
 
-# The real bug the history reintroduces: (patch reverting the fix, subject, the cell that catches it).
+# The real bug the history brings back: (the patch, its subject, the cell that catches it). Why this one
+# and not a reverted upstream fix of the regression corpus: the patch's own header.
 BUG = (
-    DATA / "bisect" / "loader-revert-fix-roms-during-cpr.patch",
-    "hw/loader: revert 'fix roms during cpr' (b42f28111e08)",
+    DATA / "bisect" / "hostmem-memfd-revert-preserve-for-cpr.patch",
+    "hostmem-memfd: no cpr: the new QEMU maps a fresh memfd for guest RAM",
     "synthetic/lean/cpr-transfer/tcg",
 )
 TOTAL, BUG_AT, BROKEN_AT, FLAKY_AT = 43, 28, 32, 26
@@ -49,7 +54,28 @@ scenarios: [normal, cpr-reboot, cpr-transfer, cpr-exec]
 accels: [tcg]
 """
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.docker, pytest.mark.qemu]
+# The upgrade pair: QEMU 10.2.2 of the default matrix (the same tree, so the same build key: a cache hit
+# where the default matrix was built) is the fixed source, the synthetic tree the bisected target.
+SOURCE_TREE = """\
+  upstream-10.2:
+    kind: debian-source
+    description: QEMU 10.2.2 as in matrices/default.yaml
+    image: debian-trixie
+    package: qemu
+    version: "1:10.2.2+ds-1"
+    patches: qemu-ds
+"""
+UPGRADES = """\
+upgrades:
+  to-synthetic:
+    source: upstream-10.2/lean
+    target: synthetic/lean
+    scenarios: [cpr-transfer]
+    accels: [tcg]
+"""
+UPGRADE_CELL = "upgrade/to-synthetic/cpr-transfer/tcg"
+
+pytestmark = [pytest.mark.bisection, pytest.mark.slow, pytest.mark.docker, pytest.mark.qemu]
 
 
 def built_entries(run: Path) -> list[dict[str, str]]:
@@ -121,5 +147,33 @@ def test_bisection_names_the_planted_commit(tmp_path: Path, qemu_10_2_tree: Path
         assert again.returncode == 2, again.stdout[-3000:] + again.stderr
         assert "passes at --bad" in again.stderr and "nothing to bisect" in again.stderr
         assert "Traceback" not in again.stderr
+
+        # the upgrade cell: 10.2.2 stays the source, the synthetic tree is bisected as the target
+        upgrade = tmp_path / "upgrade.yaml"
+        upgrade.write_text(
+            MATRIX.format(url=history.work).replace("profiles:", SOURCE_TREE + "profiles:") + UPGRADES
+        )
+        up_reports = tmp_path / "up-reports"
+        first_good = history.commits[BUG_AT - 4]
+        up = run_harness(
+            "bisect", "--matrix", str(upgrade), "--cell", UPGRADE_CELL, "--cache", str(cache_dir),
+            "--reports", str(up_reports), "--good", first_good, "--bad", history.commit("bug"),
+            timeout=3600,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stdout[-4000:] + up.stderr
+        up_record, up_folder = the_record(up_reports)
+        assert up_record.kind == "upgrade" and up_record.tree == "synthetic" and up_record.commits == 4
+        assert up_record.first_bad is not None and up_record.first_bad.commit == history.commit("bug")
+        assert up_record.first_bad_check, up_record.summary()
+        # the source stayed the 10.2.2 build; each step built the synthetic tree at its commit and ran the
+        # upgrade cell (old QEMU: the source build, new QEMU: the step's)
+        assert up_record.fixed["cell"] == "upstream-10.2/lean" and up_record.fixed["key"], up_record.fixed
+        assert up_record.fixed["qemu_version"].endswith("10.2.2"), up_record.fixed
+        for step in up_record.steps:
+            assert step.build["key"] != up_record.fixed["key"]
+            results = list((up_folder / step.folder / "results").glob("*/result.json"))
+            assert [json.loads(r.read_text())["cell_id"] for r in results] == [UPGRADE_CELL]
+        assert "the upgrade's source stays" in (up_folder / "index.html").read_text()
     finally:
-        remove_cache_entries(cache_dir, built_entries(reports), str(history.work))
+        entries = built_entries(reports) + built_entries(tmp_path / "up-reports")
+        remove_cache_entries(cache_dir, entries, str(history.work))
