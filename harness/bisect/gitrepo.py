@@ -115,6 +115,12 @@ class GitBisect:
         return res.returncode, res.stdout + res.stderr
 
     def start(self, bad: str, good: str) -> Standing:
+        # A cache mirror keeps its refs under refs/cpr/ and its HEAD names no branch: the clone has no
+        # refs and an unborn HEAD, which git bisect refuses ("bad HEAD - strange symbolic ref"). The
+        # commits are there (--shared); a detached HEAD at bad is where git bisect starts from.
+        code, out = self._git("update-ref", "--no-deref", "HEAD", bad)
+        if code != 0:
+            raise ConfigError(f"git update-ref HEAD {bad[:12]} failed: {last_line(out)}")
         code, out = self._git("bisect", "start", "--no-checkout", bad, good)
         if code != 0:
             raise ConfigError(f"git bisect start {bad[:12]} {good[:12]} failed: {last_line(out)}")

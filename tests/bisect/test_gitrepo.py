@@ -56,6 +56,17 @@ def drive(
     return standing, visited
 
 
+def test_bisects_in_a_cache_mirror(tmp_path: Path) -> None:
+    """The cache's mirror of a git tree holds its refs under refs/cpr/ and an unborn HEAD."""
+    from harness.build.gitsrc import resolve
+
+    commits = linear(tmp_path / "r", 12)
+    mirror, tip, _ = resolve("t", str(tmp_path / "r"), "master", tmp_path / "cache", progress=lambda _: None)
+    assert tip == commits[-1]
+    standing, visited = drive(mirror, commits, first_bad=7, skip=set())
+    assert standing.first_bad == commits[7] and len(visited) <= 4
+
+
 def test_first_bad_commit_found_in_log2_steps(tmp_path: Path) -> None:
     commits = linear(tmp_path / "r", 44)
     standing, visited = drive(tmp_path / "r", commits, first_bad=28, skip=set())
