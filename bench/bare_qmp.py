@@ -57,7 +57,8 @@ async def quit_qemu(client: QMPClient) -> None:
     """`quit`; QEMU may close the socket before its reply arrives."""
     with contextlib.suppress(Exception):  # EOF or a disconnect: it is quitting either way
         await client.execute("quit")
-    await client.disconnect()
+    with contextlib.suppress(EOFError):  # the socket closed under the reader: the same race
+        await client.disconnect()
 
 
 async def wait_completed(client: QMPClient) -> None:

@@ -1,9 +1,10 @@
-"""Before the driver runs in a scenario container: does the image have what the driver needs?
+"""When the driver left no result: did the image lack what the driver needs?
 
 The in-container driver (``harness/live``) needs ``python3`` >= 3.11 and the ``qemu.qmp`` package. An
-image without them would end every cell in a Python traceback; instead the runner asks the container
-first (one ``python3 -c`` in the same container, milliseconds) and, when something is missing, the cell
-ends as ``error`` with one reason naming the image and what to add to its recipe.
+image without them ends the driver in a Python traceback; when the driver exits without a result, the
+runner asks the same container (one ``python3 -c``) and, when something is missing, the cell ends as
+``error`` with one reason naming the image and what to add to its recipe. Asking only after a failure
+keeps this exec off every good cell (about a tenth of a second each).
 """
 
 from __future__ import annotations
