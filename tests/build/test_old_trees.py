@@ -25,7 +25,12 @@ MODES = ("boot", "normal", "cpr-reboot", "cpr-transfer", "cpr-exec")
 
 
 def _tree_of(cache: Path, version: str) -> Path:
-    found = [v.parent for v in (cache / "trees").glob("*/VERSION") if v.read_text().strip() == version]
+    # git-* are checkouts of git trees (a bisection leaves one per commit it built): not the release tree
+    found = [
+        v.parent
+        for v in (cache / "trees").glob("*/VERSION")
+        if not v.parent.name.startswith("git-") and v.read_text().strip() == version
+    ]
     assert found, f"no unpacked QEMU {version} tree in {cache / 'trees'}"
     return found[0]
 
