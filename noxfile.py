@@ -2,6 +2,7 @@
 
     nox -s build test                         # default matrix: build upstream QEMU, run every scenario
     nox -s build -- --matrix matrices/smoke.yaml --cells 'debian-11.1/*'
+    nox -s bisect -- --matrix M --cell C --good G --bad B   # the commit that broke cell C
     nox -s selftest                           # our own tests (what .ci/run runs)
 
 Posargs are passed to the harness. ``build`` and ``test`` of one nox invocation share a run folder
@@ -44,6 +45,12 @@ def test(session: nox.Session) -> None:
 
 
 @nox.session
+def bisect(session: nox.Session) -> None:
+    """Find the commit that broke a cell: -- --cell C --good G --bad B [--matrix M] [--runs 3]."""
+    _harness(session, "bisect")
+
+
+@nox.session
 def report(session: nox.Session) -> None:
     """Render reports from stored results only (no Docker, no QEMU)."""
     _harness(session, "report")
@@ -64,7 +71,7 @@ def selftest(session: nox.Session) -> None:
         "-m",
         "pytest",
         "-m",
-        "not faults and not devices and not regressions",
+        "not faults and not devices and not regressions and not bisection",
         *(session.posargs or ["-ra"]),
     )
 
@@ -92,6 +99,13 @@ def regressions(session: nox.Session) -> None:
 
 
 @nox.session
+def bisection(session: nox.Session) -> None:
+    """The real bisection test: a history of 44 commits made from QEMU 10.2.2, each step built and run."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "-m", "bisection", *(session.posargs or ["-ra"]))
+
+
+@nox.session
 def matrix(session: nox.Session) -> None:
     """The selected cells as a CI job matrix: -- --format github|gitlab|json [--matrix M] [--cells P...]."""
     _install(session)
@@ -104,6 +118,7 @@ def bench(session: nox.Session) -> None:
     machine); appends the figures to bench/RESULTS.md. `nox -s bench -- scenario_bench` runs one."""
     _install(session)
     default = ["scenario_bench", "pause_stats", "pause_ram", "build_bench", "build_parallel", "guest_bench"]
+    default += ["bisect_bench"]
     scripts = session.posargs or default
     for script in scripts:
         session.run("python", f"bench/{script.removesuffix('.py')}.py")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {list,matrix,build,test,report,detect,provision,store} [options]``.
+"""Command line: ``python -m harness {list,matrix,build,test,bisect,report,detect,provision,store} ...``.
 
 Exit codes: 0 all selected cells passed (or were unsupported); 1 some cell failed or errored; 2 a user
 error (bad matrix, selector matching nothing, ...); 3 an infrastructure error (no Docker engine, disk
@@ -118,7 +118,56 @@ def _run_args(cmd: argparse.ArgumentParser) -> None:
         help="run each scenario cell N times in its container: every pause is kept, the cell fails if any "
         "repetition fails; a pause regression needs >= 5 on both runs",
     )
+    cmd.add_argument(
+        "--bisect",
+        choices=["auto", "off"],
+        default="off",
+        help="auto: bisect each regression since the baseline run on a git tree, between the commits both "
+        "runs built (the answer goes beside the regression on the dashboard)",
+    )
+    cmd.add_argument(
+        "--bisect-steps",
+        type=_count(1, 1000),
+        default=12,
+        metavar="N",
+        help="with --bisect auto: steps (a commit built and its cell run) for all bisections of the run",
+    )
+    cmd.add_argument(
+        "--bisect-runs", type=_count(1, 100), default=3, metavar="N", help="runs of the cell per step (3)"
+    )
     _history_arg(cmd)
+
+
+def _bisect_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix YAML file")
+    cmd.add_argument("--cell", required=True, help="a scenario, upgrade or build cell id of the matrix")
+    cmd.add_argument("--good", required=True, help="a commit (branch, tag, id) where the cell passes")
+    cmd.add_argument("--bad", required=True, help="a newer commit where it fails")
+    cmd.add_argument(
+        "--runs",
+        type=_count(1, 100),
+        default=3,
+        help="runs of the cell per step; a step whose runs disagree is flaky: skipped, never blamed (3)",
+    )
+    cmd.add_argument(
+        "--max-steps", type=_count(1, 1000), default=None, metavar="N", help="stop after N steps"
+    )
+    cmd.add_argument(
+        "--cache", type=Path, default=cache_dir(), help="sources, builds, ccache (default .cache)"
+    )
+    cmd.add_argument(
+        "--reports",
+        type=Path,
+        default=REPORTS_DIR,
+        help="run folders (the bisection goes to <reports>/bisect/)",
+    )
+    cmd.add_argument("--run-id", default=None, help="run folder name under <reports>/bisect/")
+    cmd.add_argument("--build-jobs", type=_count(1, 1024), default=None, help="ninja jobs (default: cores)")
+    cmd.add_argument(
+        "--keep-build-dirs",
+        action="store_true",
+        help="keep the steps' build directories (default: removed at the end; records and binaries stay)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,6 +188,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         _selection_args(cmd)
         _run_args(cmd)
+    _bisect_args(
+        sub.add_parser(
+            "bisect", help="find the commit that broke a cell: git bisect, each step built and run"
+        )
+    )
     mat = sub.add_parser(
         "matrix", help="print the selected cells as a CI job matrix (one job per build cell)"
     )
@@ -229,6 +283,9 @@ def _options(args: argparse.Namespace) -> RunOptions:
         history=args.history,
         repeat=args.repeat,
         parallel_builds=args.parallel_builds,
+        bisect=args.bisect,
+        bisect_steps=args.bisect_steps,
+        bisect_runs=args.bisect_runs,
     )
 
 
@@ -257,6 +314,25 @@ def _test(args: argparse.Namespace) -> int:
     from harness import pipeline
 
     return pipeline.test(_options(args), say=_say).exit_code
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from harness.bisect.session import BisectOptions, bisect
+
+    options = BisectOptions(
+        cell=args.cell,
+        good=args.good,
+        bad=args.bad,
+        matrix=args.matrix,
+        runs=args.runs,
+        max_steps=args.max_steps,
+        cache=args.cache,
+        reports=args.reports,
+        run_id=args.run_id,
+        build_jobs=args.build_jobs,
+        keep_build_dirs=args.keep_build_dirs,
+    )
+    return bisect(options, say=_say).exit_code
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -300,6 +376,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "matrix": _matrix,
     "build": _build,
     "test": _test,
+    "bisect": _bisect,
     "report": _report,
     "detect": _detect,
     "provision": _provision,

@@ -52,6 +52,9 @@ class RunOptions:
     jobs: int = 1  # scenario cells at once
     history: int = DEFAULT_WINDOW  # runs the report's trends cover (this one included)
     repeat: int = 1  # each scenario cell this many times in its container (pause samples)
+    bisect: str = "off"  # "auto": bisect the regressions since the baseline run (harness.bisect.auto)
+    bisect_steps: int = 12  # the step budget of all those bisections
+    bisect_runs: int = 3  # runs of a cell per bisection step
 
 
 @dataclass
@@ -178,6 +181,17 @@ def _report_on_interrupt(store: RunStore, say: Say) -> Iterator[None]:
         raise
 
 
+def _auto_bisect(
+    options: RunOptions, sel: Selection, store: RunStore, engine: Engine, summary: RenderSummary,
+    expected: list[str], say: Say,
+) -> RenderSummary:  # fmt: skip
+    """``--bisect auto``: the run's regressions bisected (harness.bisect.auto), the run rendered again."""
+    from harness.bisect.auto import after_run  # only --bisect auto needs it (start-up time)
+
+    return after_run(store.root, summary, sel.matrix, _builder(options, sel.matrix, engine, say),
+                     options.bisect_steps, options.bisect_runs, expected, options.history, say)  # fmt: skip
+
+
 def render(
     run_dir: Path,
     expected: list[str] | None = None,
@@ -207,10 +221,12 @@ def build(options: RunOptions, say: Say = print) -> BuildRun:
     # stops at any point still shows every cell it set out to do
     store = open_store(options.reports, options.run_id, plan_of(sel, "build", scenarios=False), say)
     with _report_on_interrupt(store, say):
-        _, outcomes = _engine_and_builds(options, sel, store, say)
+        engine, outcomes = _engine_and_builds(options, sel, store, say)
     run = BuildRun(store, outcomes)
     remedied = [cid for cid, out in outcomes.items() if out.ok and out.cell_id != cid]
     run.report = render(store.root, say=say, window=options.history)
+    if options.bisect == "auto":
+        run.report = _auto_bisect(options, sel, store, engine, run.report, [], say)
     say(
         f"builds: {len(outcomes) - len(run.failed)} passed ({len(remedied)} after a remedy), "
         f"{len(run.failed)} failed  (records: {mx.display_path(store.root)})"
@@ -293,6 +309,8 @@ def _scenarios(
     for line in console.cells_table(results, time.monotonic() - started, mx.display_path(store.root)):
         say(line)
     summary = render(store.root, expected, say=say, window=options.history)
+    if options.bisect == "auto":
+        summary = _auto_bisect(options, sel, store, engine, summary, expected, say)
     return TestRun(BuildRun(store, outcomes, summary), results, summary)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from harness.build.builder import Builder, BuildOutcome
+from harness.build.incremental import Seed
 from harness.build.remedy import RemedyNotApplicable, derived_cell
 from harness.config import cells as mx
 from harness.store.build_record import BuildRecord
@@ -34,9 +35,12 @@ def outcome_lines(cell_id: str, record: BuildRecord) -> list[str]:
     return out
 
 
-def _build_one(builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say) -> BuildOutcome:
-    """Build one cell, store its record, then triage a failure (and store the record again)."""
-    outcome = builder.build(cell)
+def build_one(
+    builder: Builder, store: RunStore, cell: mx.BuildCell, say: Say, seed: Seed | None = None
+) -> BuildOutcome:
+    """Build one cell, store its record, then triage a failure (and store the record again). ``seed``: see
+    :meth:`Builder.build` (bisection steps)."""
+    outcome = builder.build(cell) if seed is None else builder.build(cell, seed)
     store.save_build(outcome.record, cell.id)
     if not outcome.ok:
         from harness.build import triage  # only failures need it (start-up time)
@@ -73,7 +77,7 @@ def _retry(
         return None
     assert retry_cell.profile is not None and found is not None
     say(f"  remedy: retrying {cell.id} as {retry_cell.id} ({' '.join(retry_cell.profile.configure)})")
-    retry = _build_one(builder, store, retry_cell, say)
+    retry = build_one(builder, store, retry_cell, say)
     retry.record.remedy_of = {
         "cell": cell.id,
         "rule": found.rule,
@@ -143,7 +147,7 @@ def run_builds(
         talk = say if slots == 1 else (lambda line: say(f"[{cell.id}] {line.strip()}"))
         mine = builder if slots == 1 else builder.share(share, talk)
         talk(f"[build {number}/{len(cells)}] {cell.id}" + (f" (-j{share})" if slots > 1 else ""))
-        outcome = _build_one(mine, store, cell, talk)
+        outcome = build_one(mine, store, cell, talk)
         if not outcome.ok and remedy == "auto":
             outcome = _remedy(mine, store, cell, outcome, talk)
         return outcome

@@ -22,18 +22,17 @@ after it (:func:`harness.build.triage.annotate`), on the outcome's ``failure_out
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import shlex
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from harness.build import incremental
 from harness.build import patches as patchq
 from harness.build.buildbox import (
     build_dir_for,
@@ -45,6 +44,8 @@ from harness.build.buildbox import (
     reproduce_script,
     version_in_image,
 )
+from harness.build.incremental import Seed
+from harness.build.outcome import Artifact, BuildOutcome, StepFailed, build_key, join_errors
 from harness.build.sources import fetch_tree
 from harness.build.subproject_store import prepare
 from harness.config.cells import BuildCell
@@ -57,76 +58,14 @@ from harness.live.files import write_json_atomic, write_text_atomic
 from harness.live.vocab import Stage, Verdict
 from harness.store.build_record import BuildRecord, ImageInfo
 
+__all__ = ["Artifact", "BuildOutcome", "Builder", "StepFailed", "build_key"]
+
 PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
 LINK_ERROR = re.compile(r"undefined reference|ld returned|collect2")
 
 
-@dataclass
-class Artifact:
-    """What a scenario needs to run one QEMU of a build cell."""
-
-    cell_id: str
-    image: ImageRef
-    binary: str  # path inside the container (built: relative to host_dir)
-    host_dir: Path | None  # built artifacts folder to mount; None for prebuilt
-    version: str
-
-
-@dataclass
-class BuildOutcome:
-    cell_id: str
-    record: BuildRecord
-    record_path: Path | None  # build.json in the cache (None: not written there)
-    artifact: Artifact | None
-    failure_output: str = ""  # the failing step's whole output (for triage), or the error's hint
-
-    @property
-    def ok(self) -> bool:
-        return self.record.ok
-
-    def save_record(self) -> None:
-        """Write the (annotated) record back into the cache; a full disk there is noted, not raised."""
-        if self.record_path is None:
-            return
-        try:
-            write_json_atomic(self.record_path, self.record.to_json())
-        except OSError as exc:
-            self.record.error = _join(
-                self.record.error, f"could not write {self.record_path}: {exc.strerror}"
-            )
-            self.record_path = None
-
-
-class StepFailed(Exception):
-    """A build step failed: the tree's (or the profile's) problem, at the record's current stage."""
-
-    def __init__(self, error: str | None = None, result: RunResult | None = None) -> None:
-        super().__init__(error or "step failed")
-        self.error, self.result = error, result
-
-
-def build_key(
-    source_digest: str, series_digest: str, configure: list[str], targets: list[str], image_id: str
-) -> str:
-    blob = json.dumps(
-        {
-            "source": source_digest,
-            "series": series_digest,
-            "configure": configure,
-            "targets": targets,
-            "image": image_id,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _join(first: str | None, second: str) -> str:
-    return f"{first}; {second}" if first else second
 
 
 class Builder:
@@ -154,9 +93,12 @@ class Builder:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def build(self, cell: BuildCell) -> BuildOutcome:
+    def build(self, cell: BuildCell, seed: Seed | None = None) -> BuildOutcome:
         """Build ``cell`` (or find it in the cache). Never raises for the cell's own problems or the
-        infrastructure's: they end in the outcome's record (verdict, stage, error)."""
+        infrastructure's: they end in the outcome's record (verdict, stage, error).
+
+        ``seed``: an earlier build of the same cell whose build directory this one may start from, when
+        :mod:`harness.build.incremental` finds that safe (bisection steps); the record says whether."""
         if cell.tree.kind == "prebuilt":
             return self._prebuilt(cell)
         record = BuildRecord(
@@ -205,7 +147,7 @@ class Builder:
                 record.configure, record.targets = list(cell.profile.configure), list(cell.profile.targets)
                 record.series = queue.describe() if queue else None
                 record.log = str(home / "build.log")
-                self._cold_build(cell, record, home, image, source.path, queue)
+                self._cold_build(cell, record, home, image, source.path, queue, seed)
             except StepFailed as exc:
                 output = exc.result.output if exc.result is not None else ""
                 return self._finish(cell, record, home, Verdict.FAIL, started, exc.error, output)
@@ -240,8 +182,10 @@ class Builder:
         image: ImageRef,
         pristine: Path,
         queue: patchq.PatchQueue | None,
+        seed: Seed | None = None,
     ) -> None:
-        obj, ccache = home / "obj", self.cache / "ccache" / cell.tree.ccache_domain(cell.tree_name)
+        domain = cell.tree.ccache_domain(cell.tree_name)
+        obj, ccache = home / "obj", self.cache / "ccache" / domain
         for folder in (ccache, home / "artifacts"):
             folder.mkdir(parents=True, exist_ok=True)
         with self._stage(record, Stage.PATCH, home):
@@ -257,7 +201,29 @@ class Builder:
         )
         write_text_atomic(home / "reproduce.sh", script)
         (home / "reproduce.sh").chmod(0o755)
+        # a seeded build changes the source tree's mtimes: it holds the tree's lock until ninja is done
+        lock = file_lock(incremental.lock_for(self.cache, source)) if seed else contextlib.nullcontext()
+        with lock:
+            seeding = None
+            if seed is not None:
+                seeding = incremental.plan_for(seed, record, image.id, domain, source, obj, self.progress)
+            self._compile(cell, record, home, image, source, ccache, seeding)
+
+    def _compile(
+        self,
+        cell: BuildCell,
+        record: BuildRecord,
+        home: Path,
+        image: ImageRef,
+        source: Path,
+        ccache: Path,
+        seeding: incremental.SeedPlan | None,
+    ) -> None:
+        """Configure (unless a seed makes it needless), ninja, collect the artifacts: in one container."""
+        obj = home / "obj"
         mounts = [Mount(source, "/src", read_only=True), Mount(obj, "/build"), Mount(ccache, "/ccache")]
+        if seeding is not None:
+            mounts.append(Mount(seeding.seed.obj, "/seed", read_only=True))
         with (
             (home / "build.log").open("w", encoding="utf-8") as log,
             self.engine.session(
@@ -272,7 +238,10 @@ class Builder:
             record.compiler = (box.exec(["cc", "--version"]).output.splitlines() or [""])[0]
             before = ccache_stats(box)
             with self._stage(record, Stage.CONFIGURE, home):
-                self._step(box, log, "configure", ["/src/configure", *record.configure], record)
+                if seeding is not None:
+                    seeding = incremental.copy_seed(box, log, record, seeding, self.progress)
+                if seeding is None or seeding.run_configure:
+                    self._step(box, log, "configure", ["/src/configure", *record.configure], record)
             with self._stage(record, Stage.COMPILE, home):
                 ninja = ["ninja", "-j", str(self.jobs), *record.targets]
                 try:
@@ -289,7 +258,7 @@ class Builder:
                     record.error = "artifacts refused (not regular files): " + "; ".join(refused)
                 if not binaries:
                     raise StepFailed(
-                        _join(record.error, "ninja succeeded but produced no qemu-system-* binary")
+                        join_errors(record.error, "ninja succeeded but produced no qemu-system-* binary")
                     )
                 record.artifacts = {"dir": str(home / "artifacts"), "binaries": binaries}
                 version = box.exec([f"/build/{binaries[0]}", "--version"])

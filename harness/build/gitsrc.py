@@ -102,6 +102,45 @@ def _rev_parse(repo: Path, rev: str) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
+def mirror_path(cache_dir: Path, url: str) -> Path:
+    """The bare mirror of ``url`` in the cache (``git/<sha256(url)[:16]>``)."""
+    return cache_dir / "git" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def resolve(
+    name: str,
+    url: str | None,
+    ref: str | None,
+    cache_dir: Path,
+    *,
+    progress: Callable[[str], None] = print,
+) -> tuple[Path, str, bool]:
+    """``(mirror, commit, fetched)``: ``ref`` of ``url`` resolved in the cache's mirror of ``url`` (fetched
+    into it when needed; no checkout). Raises :class:`SourceError` for a missing ref or URL."""
+    what = f"tree {name}"
+    if not url or not ref:
+        raise SourceError(
+            f"{what}: kind git needs url and ref", hint=f"set trees.{name}.url and trees.{name}.ref"
+        )
+    for key, value in (("url", url), ("ref", ref)):
+        if value.startswith("-"):
+            raise SourceError(
+                f"{what}: {key} {value!r} starts with '-' (git would read it as an option)",
+                hint=f"fix trees.{name}.{key}",
+            )
+    mirror = mirror_path(cache_dir, url)
+    try:
+        with file_lock(mirror.with_suffix(".lock"), timeout=MIRROR_LOCK_TIMEOUT_S):
+            _ensure_mirror(what, mirror, url)
+            commit, fetched = _resolve_ref(what, mirror, url, ref, is_local_url(url), progress)
+    except LockBusy as exc:
+        raise InfraError(
+            f"{what}: the git mirror {mirror} stayed locked for {MIRROR_LOCK_TIMEOUT_S:.0f} s ({exc})",
+            hint="another run is fetching into it; wait for it, or stop it",
+        ) from exc
+    return mirror, commit, fetched
+
+
 def fetch(
     name: str,
     url: str | None,
@@ -116,27 +155,9 @@ def fetch(
     A missing ref or an unreachable URL raises :class:`SourceError` naming both.
     """
     what = f"tree {name}"
-    if not url or not ref:
-        raise SourceError(
-            f"{what}: kind git needs url and ref", hint=f"set trees.{name}.url and trees.{name}.ref"
-        )
-    for key, value in (("url", url), ("ref", ref)):
-        if value.startswith("-"):
-            raise SourceError(
-                f"{what}: {key} {value!r} starts with '-' (git would read it as an option)",
-                hint=f"fix trees.{name}.{key}",
-            )
+    mirror, commit, fetched = resolve(name, url, ref, cache_dir, progress=progress)
+    assert url is not None
     allow_file = is_local_url(url)
-    mirror = cache_dir / "git" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    try:
-        with file_lock(mirror.with_suffix(".lock"), timeout=MIRROR_LOCK_TIMEOUT_S):
-            _ensure_mirror(what, mirror, url)
-            commit, fetched = _resolve_ref(what, mirror, url, ref, allow_file, progress)
-    except LockBusy as exc:
-        raise InfraError(
-            f"{what}: the git mirror {mirror} stayed locked for {MIRROR_LOCK_TIMEOUT_S:.0f} s ({exc})",
-            hint="another run is fetching into it; wait for it, or stop it",
-        ) from exc
 
     suffix = "" if submodules else "-nosub"
     trees = cache_dir / "trees"

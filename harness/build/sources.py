@@ -236,12 +236,26 @@ def _fetch_debian(
 # git
 
 
+def git_url(tree: Tree, base_dir: Path | None) -> str | None:
+    """The URL a ``git`` tree fetches from: a relative local path resolved like a ``local`` tree's."""
+    url = tree.url
+    if url and gitsrc.is_local_url(url) and not url.startswith(("/", "file://")):
+        url = str(((base_dir or Path.cwd()) / url).resolve())
+    return url
+
+
+def local_path(tree: Tree, base_dir: Path | None) -> Path:
+    """The folder of a ``local`` tree (relative paths against ``base_dir``, the matrix's folder)."""
+    path = Path(tree.path or "").expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    return path.resolve()
+
+
 def _fetch_git(
     name: str, tree: Tree, cache_dir: Path, base_dir: Path | None, progress: Callable[[str], None]
 ) -> SourceRecord:
-    url = tree.url
-    if url and gitsrc.is_local_url(url) and not url.startswith(("/", "file://")):
-        url = str(((base_dir or Path.cwd()) / url).resolve())  # a relative path: like local trees
+    url = git_url(tree, base_dir)
     co = gitsrc.fetch(name, url, tree.ref, cache_dir, submodules=tree.submodules, progress=progress)
     return SourceRecord(
         tree_name=name,
@@ -266,10 +280,7 @@ def _fetch_git(
 def _fetch_local(name: str, tree: Tree, base_dir: Path | None) -> SourceRecord:
     if not tree.path:
         raise SourceError(f"tree {name}: kind local needs path", hint=f"set trees.{name}.path")
-    path = Path(tree.path).expanduser()
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    path = path.resolve()
+    path = local_path(tree, base_dir)
     if not path.is_dir():
         raise SourceError(
             f"tree {name}: local directory {path} does not exist",

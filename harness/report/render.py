@@ -5,12 +5,14 @@ Docker, no QEMU. Output, written into the same folder so it is self-contained (n
 JavaScript):
 
     index.html            totals, regressions first (new ones, then cells still red since an earlier
-                          night), one grid per build row with each cell's trend (verdict strip, pause
+                          night; a bisected one with its first bad commit), the run's bisections, one
+                          grid per build row with each cell's trend (verdict strip, pause
                           sparkline, red since), cells needing attention, a pause-time chart, build panels
     cells/<cell>.html     one page per scenario cell: checks, step timeline (source and destination side
                           by side, the pause marked), trend, QMP timeline (polling folded), diffs, logs,
                           reproduce
     builds/<cell>/        build.json plus copies of the build's build.log and reproduce.sh
+    bisect/<cell>/        index.html of each bisection (see :mod:`harness.report.bisect_page`)
     junit.xml             see :mod:`harness.report.junit`
     results.json          every scenario result and build record (+ history and trends) for scripts
     summary.json          {scenario cell id: verdict}
@@ -33,7 +35,7 @@ import markupsafe
 from harness.live.files import write_json_atomic, write_text_atomic
 from harness.live.result import ScenarioResult
 from harness.live.vocab import BUILD_VERDICTS, SCENARIO_VERDICTS, CellId
-from harness.report import grid, ram_chart, timeline, views
+from harness.report import bisect_page, grid, ram_chart, timeline, views
 from harness.report.console import console_summary
 from harness.report.history import History, Verdicts, history_for
 from harness.report.junit import clean, write_junit
@@ -145,6 +147,7 @@ def render_run(
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     env = _env()
     page = {"run_id": store.run_id, "generated": generated, "started": started, "finished": finished}
+    bisections = bisect_page.bisection_views(run_dir)
     index = run_dir / "index.html"
     write_text_atomic(
         index,
@@ -161,6 +164,8 @@ def render_run(
             chart=grid.chart(cells),
             ram=_ram_section(results),
             views=cells,
+            bisections=bisections,
+            bisected={b["cell"]: b for b in bisections},
         ),
     )
     pages = []

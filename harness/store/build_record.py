@@ -65,6 +65,7 @@ _OPTIONAL = (
     "binary",
     "remedy_attempt",
     "remedy_of",
+    "incremental",
     "finished_at",
 )
 
@@ -102,6 +103,8 @@ class BuildRecord:
     triage: TriageRecord | None = None
     remedy_attempt: dict[str, Any] | None = None  # on a failed cell: the retry --remedy auto made
     remedy_of: dict[str, Any] | None = None  # on a retry: the cell it stands in for
+    # a build that started from an earlier build's directory (bisection steps): which, and what changed
+    incremental: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other releases, kept as they are
 
     @property
@@ -202,6 +205,7 @@ class BuildRecord:
             triage=TriageRecord.from_json(triage) if isinstance(triage, dict) else None,
             remedy_attempt=d["remedy_attempt"] if isinstance(d.get("remedy_attempt"), dict) else None,
             remedy_of=d["remedy_of"] if isinstance(d.get("remedy_of"), dict) else None,
+            incremental=d["incremental"] if isinstance(d.get("incremental"), dict) else None,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
