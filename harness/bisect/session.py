@@ -19,7 +19,8 @@ bisection over N commits then builds at most ``ceil(log2 N)`` commits git chose,
 commit git had to step around, plus ``bad`` (a cache hit when the night already built it).
 
 After the last step the build directories of the steps this bisection built are removed (their records
-and artifacts stay: each step remains a cache hit), unless ``keep_build_dirs``.
+and artifacts stay: each step remains a cache hit), and so are the source checkouts of the commits git
+chose, unless ``keep_build_dirs``.
 """
 
 from __future__ import annotations
@@ -230,12 +231,17 @@ class Bisection:
 
 
 def remove_build_dirs(record: BisectRecord, cache: Path, say: Say) -> int:
-    """Remove the build directories of the steps this bisection built (records and artifacts stay)."""
+    """Remove the build directories of the steps this bisection built (records and artifacts stay), and
+    the source checkouts of the commits git chose (``trees/git-<commit>``, ~400 MB each; the mirror can
+    check one out again). The checkouts of ``--good`` and ``--bad`` stay: a night builds those."""
     removed = 0
     for step in record.steps:
         key = step.build.get("key")
         if not key or step.build.get("cache_hit") or not step.build.get("verdict"):
             continue
+        if step.role == "step":
+            for suffix in ("", "-nosub"):
+                shutil.rmtree(cache / "trees" / f"git-{step.commit.commit[:16]}{suffix}", ignore_errors=True)
         home = cache / "builds" / key
         try:
             with file_lock(home / ".lock", timeout=1):

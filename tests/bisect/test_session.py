@@ -145,3 +145,23 @@ def test_interrupt_keeps_the_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         b.run()
     record = BisectRecord.from_json(json.loads((b.folder / "bisect.json").read_text()))
     assert record.status == "interrupted" and len(record.steps) == 2
+
+
+def test_cleanup_removes_the_build_dirs_and_the_checkouts_git_chose(tmp_path: Path) -> None:
+    """What a bisection built goes after it (~400 MB a checkout); --good's and --bad's checkouts, and
+    anything that was a cache hit, stay."""
+    good, bad, mid, hit = (Commit(c * 40) for c in "abcd")
+    record = BisectRecord(cell="t/lean/cpr-exec/tcg", kind="scenario", tree="t", good=good, bad=bad)
+    for number, (commit, role, cache_hit) in enumerate(
+        [(bad, "bad", False), (mid, "step", False), (hit, "step", True), (good, "good", False)], 1
+    ):
+        key = f"key-{commit.commit[0]}"
+        (tmp_path / "builds" / key / "obj").mkdir(parents=True)
+        (tmp_path / "trees" / f"git-{commit.commit[:16]}").mkdir(parents=True)
+        build = {"key": key, "verdict": "pass", "cache_hit": cache_hit}
+        record.steps.append(BisectStep(number, commit, role, "good", build))
+    said: list[str] = []
+    assert session.remove_build_dirs(record, tmp_path, said.append) == 3
+    assert sorted(p.parent.name for p in (tmp_path / "builds").glob("*/obj")) == ["key-d"]
+    left = sorted(p.name for p in (tmp_path / "trees").iterdir())
+    assert left == [f"git-{c * 16}" for c in "abd"] and not said
