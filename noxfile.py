@@ -27,6 +27,12 @@ def _install(session: nox.Session, *extras: str) -> None:
     session.install("-e", f".[{','.join(extras)}]" if extras else ".")
 
 
+def _pytest(session: nox.Session, marker: str) -> None:
+    """The tests of one pytest marker expression (extra arguments after `--` go to pytest)."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "-m", marker, *(session.posargs or ["-ra"]))
+
+
 def _harness(session: nox.Session, command: str) -> None:
     _install(session)
     session.run("python", "-m", "harness", command, *session.posargs, env={"CPR_RUN_ID": RUN_ID})
@@ -65,44 +71,32 @@ def provision(session: nox.Session) -> None:
 @nox.session
 def selftest(session: nox.Session) -> None:
     """The harness's own tests: unit + integration on the real engine and real QEMU (faults apart)."""
-    _install(session, "test")
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-m",
-        "not faults and not devices and not regressions and not bisection",
-        *(session.posargs or ["-ra"]),
-    )
+    _pytest(session, "not faults and not devices and not regressions and not bisection")
 
 
 @nox.session
 def faults(session: nox.Session) -> None:
     """Faults injected into real runs (engine stopped, disk full, SIGINT, bad input): verdicts, no leaks."""
-    _install(session, "test")
-    session.run("python", "-m", "pytest", "-m", "faults", *(session.posargs or ["-ra"]))
+    _pytest(session, "faults")
 
 
 @nox.session
 def devices(session: nox.Session) -> None:
     """The Linux guest on every machine profile in every mode on Debian's QEMU 11.1 (a few minutes)."""
-    _install(session, "test")
-    session.run("python", "-m", "pytest", "-m", "devices", *(session.posargs or ["-ra"]))
+    _pytest(session, "devices")
 
 
 @nox.session
 def regressions(session: nox.Session) -> None:
     """The reverted-fix corpus: 10.2.2 with one CPR fix reverted per tree, each caught by its check, the
     control passing (matrices/regressions.yaml: seven builds, one with ASan, and 44 cells)."""
-    _install(session, "test")
-    session.run("python", "-m", "pytest", "-m", "regressions", *(session.posargs or ["-ra"]))
+    _pytest(session, "regressions")
 
 
 @nox.session
 def bisection(session: nox.Session) -> None:
     """The real bisection test: a history of 44 commits made from QEMU 10.2.2, each step built and run."""
-    _install(session, "test")
-    session.run("python", "-m", "pytest", "-m", "bisection", *(session.posargs or ["-ra"]))
+    _pytest(session, "bisection")
 
 
 @nox.session

@@ -7,18 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sourcekit import GIT_ENV as ENV
 
 from harness.bisect import gitrepo
 from harness.errors import ConfigError
-
-ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 def linear(path: Path, n: int, salt: str = "") -> list[str]:
