@@ -41,6 +41,8 @@ def one(repo: Path, reports: Path, run_id: str) -> float | None:
         [sys.executable, "-m", "harness", "test", "--matrix", "matrices/smoke.yaml", "--jobs", "2",
          "--reports", str(reports), "--run-id", run_id, "--cells", *CELLS],
         cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # SIGINT at its default, as from a terminal, even when this bench runs in the background
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 180
     while running_scenarios(proc.pid) < 2:

@@ -86,9 +86,15 @@ def no_leaks() -> Iterator[list[int]]:
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The harness as a terminal starts it: SIGINT at its default. A test run started in the background
+    by a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and Python keeps it ignored."""
     return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})  # fmt: skip
+                            env={**os.environ, **(env or {})}, preexec_fn=_default_sigint)  # fmt: skip
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_container(pid: int, timeout: float = 120, host: str | None = None) -> None:
